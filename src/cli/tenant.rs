@@ -1,0 +1,130 @@
+//! `keyri tenant …`: runs on the database file when no server holds it, and
+//! through the running server's admin socket when one does.
+
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::admin_socket;
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::ops::{self, Command};
+use crate::store::{Store, StoreError};
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its app key and API secret (shown only once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// An allowed widget origin, such as https://app.example.com (repeatable).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// Allow widgets without an Origin header (TV and desktop apps).
+        #[arg(long)]
+        allow_native: bool,
+        /// Where codes point, such as https://app.example.com/keyri or myapp://keyri.
+        #[arg(long)]
+        scan_url: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new API secret; the old one keeps working for the grace period.
+    RotateSecret {
+        /// Tenant id, app key or name.
+        tenant: String,
+        /// How long the old secret keeps working: 90s, 15m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        grace: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
+    let (command, json) = match command {
+        TenantCommand::Create {
+            name,
+            origins,
+            allow_native,
+            scan_url,
+            json,
+        } => (
+            Command::TenantCreate {
+                name,
+                origins,
+                allow_native,
+                scan_url,
+            },
+            json,
+        ),
+        TenantCommand::List { json } => (Command::TenantList, json),
+        TenantCommand::RotateSecret {
+            tenant,
+            grace,
+            json,
+        } => {
+            let grace_secs = ops::parse_duration(&grace)?;
+            (Command::TenantRotateSecret { tenant, grace_secs }, json)
+        }
+    };
+    let value = execute(config, command)?;
+    print(&value, json);
+    Ok(())
+}
+
+/// Runs the command on the file, or through the server that holds it.
+pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
+    match Store::open(&config.db_path()) {
+        Ok(store) => {
+            let directory = Directory::new(store).map_err(|e| e.to_string())?;
+            ops::execute(&directory, config, command)
+        }
+        Err(StoreError::Locked) => admin_socket::request(&config.admin_socket_path(), &command)
+            .map_err(|e| match e {
+                admin_socket::ClientError::Connect { .. } => format!(
+                    "the database is held by another process and its admin socket does not \
+                     answer ({e})"
+                ),
+                other => other.to_string(),
+            }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn print(value: &Value, json: bool) {
+    if json {
+        println!("{value}");
+        return;
+    }
+    let rows = match value {
+        Value::Array(rows) => rows.clone(),
+        one => vec![one.clone()],
+    };
+    if rows.is_empty() {
+        println!("no tenants");
+    }
+    for row in rows {
+        println!(
+            "{}  {}",
+            row["id"].as_str().unwrap_or(""),
+            row["name"].as_str().unwrap_or("")
+        );
+        println!("  app key:  {}", row["appKey"].as_str().unwrap_or(""));
+        let origins: Vec<&str> = row["origins"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!("  origins:  {}", origins.join(", "));
+        if let Some(secret) = row["apiSecret"].as_str() {
+            println!("  API secret (shown only now, store it safely): {secret}");
+        }
+        if let Some(until) = row["previousValidUntil"].as_i64() {
+            println!("  previous secret valid until: {until} (Unix ms)");
+        }
+    }
+}

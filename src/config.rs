@@ -1,0 +1,364 @@
+//! Settings in three layers, each overriding the one before: the defaults in
+//! this file, then `keyri.toml` (or `--config FILE`), then environment
+//! variables named `KEYRI_<SECTION>_<KEY>`. Unknown keys are errors that name
+//! the key, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The commented sample configuration; every value in it is the default.
+pub const SAMPLE: &str = include_str!("../keyri.toml");
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub sessions: SessionConfig,
+    pub demo: DemoConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// The URL people and phones reach this server at; empty means
+    /// `http://<bind>`.
+    pub public_url: String,
+    /// Seconds open connections get to finish when the server stops.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory holding the database and the admin socket.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Lifetime given to the sessions of new tenants.
+    pub lifetime_secs: u32,
+    /// Time a widget has to say hello after its socket opens.
+    pub hello_timeout_secs: u64,
+    /// Interval between pings to a widget socket; one missing two answers in
+    /// a row is dropped.
+    pub ping_interval_secs: u64,
+    /// Largest sealed payload accepted for new tenants, in bytes.
+    pub max_sealed_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Serve `/demo` and create a demo tenant on first start.
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `keyri=debug`.
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: String::new(),
+            shutdown_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            lifetime_secs: 60,
+            hello_timeout_secs: 10,
+            ping_interval_secs: 15,
+            max_sealed_bytes: 32 * 1024,
+        }
+    }
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// Where the configuration file is looked for when none is named.
+pub const DEFAULT_PATH: &str = "keyri.toml";
+
+impl Config {
+    /// Loads the layers. A file named explicitly must exist; the default
+    /// `./keyri.toml` may be absent.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let path = explicit.unwrap_or(Path::new(DEFAULT_PATH));
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+                String::new()
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.into(),
+                    source,
+                });
+            }
+        };
+        let from_file: Config = toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.into(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+
+        let config = from_file.with_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `KEYRI_<SECTION>_<KEY>` overrides, typed like the defaults.
+    pub fn with_env(
+        self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table =
+            toml::Table::try_from(&self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+
+        for (var, raw) in env {
+            let Some(rest) = var.strip_prefix("KEYRI_") else {
+                continue;
+            };
+            let err = |message: String| ConfigError::Env {
+                var: var.clone(),
+                message,
+            };
+            let (section, key) = rest
+                .split_once('_')
+                .map(|(s, k)| (s.to_ascii_lowercase(), k.to_ascii_lowercase()))
+                .ok_or_else(|| err("expected KEYRI_<SECTION>_<KEY>".into()))?;
+            let slot = table
+                .get_mut(&section)
+                .and_then(|s| s.as_table_mut())
+                .ok_or_else(|| err(format!("unknown section [{section}]")))?
+                .get_mut(&key)
+                .ok_or_else(|| err(format!("unknown key `{key}` in section [{section}]")))?;
+            *slot = typed_like(slot, &raw).map_err(err)?;
+        }
+
+        table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if !self.server.public_url.is_empty() {
+            let url = &self.server.public_url;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "server.public_url must start with http:// or https://, got {url:?}"
+                )));
+            }
+        }
+        if self.sessions.lifetime_secs == 0 || self.sessions.lifetime_secs > 600 {
+            return Err(ConfigError::Invalid(
+                "sessions.lifetime_secs must be between 1 and 600".into(),
+            ));
+        }
+        if self.sessions.ping_interval_secs == 0 || self.sessions.hello_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "sessions.ping_interval_secs and hello_timeout_secs must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.bind.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "server.bind must be an address such as 127.0.0.1:8080, got {:?}",
+                self.server.bind
+            ))
+        })
+    }
+
+    /// The public URL, derived from the bound address when not set.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        if !self.server.public_url.is_empty() {
+            return self.server.public_url.trim_end_matches('/').to_owned();
+        }
+        if bound.ip().is_unspecified() {
+            return format!("http://localhost:{}", bound.port());
+        }
+        format!("http://{bound}")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.storage.data_dir.join("keyri.redb")
+    }
+
+    pub fn admin_socket_path(&self) -> PathBuf {
+        self.storage.data_dir.join("admin.sock")
+    }
+}
+
+/// Parses an environment value as the same TOML type the setting has.
+fn typed_like(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    match current {
+        toml::Value::String(_) => Ok(toml::Value::String(raw.to_owned())),
+        toml::Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("expected a whole number, got {raw:?}")),
+        toml::Value::Boolean(_) => raw
+            .trim()
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| format!("expected true or false, got {raw:?}")),
+        _ => Err("this setting cannot be set from the environment".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keyri.toml");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn the_sample_file_holds_exactly_the_defaults() {
+        let sample: Config = toml::from_str(SAMPLE).expect("sample parses");
+        assert_eq!(sample, Config::default());
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let (_dir, path) =
+            write("[server]\nbind = \"127.0.0.1:9000\"\n[sessions]\nlifetime_secs = 30\n");
+        let vars = env(&[("KEYRI_SESSIONS_LIFETIME_SECS", "45"), ("OTHER", "x")]);
+        let config = Config::load(Some(&path), vars).expect("loads");
+        assert_eq!(config.server.bind, "127.0.0.1:9000");
+        assert_eq!(config.sessions.lifetime_secs, 45);
+        assert_eq!(config.storage, StorageConfig::default());
+    }
+
+    #[test]
+    fn env_sets_keys_with_underscores() {
+        let vars = env(&[("KEYRI_SERVER_PUBLIC_URL", "https://id.example.com/")]);
+        let config = Config::default().with_env(vars).expect("applies");
+        assert_eq!(config.server.public_url, "https://id.example.com/");
+        let bound: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        assert_eq!(config.public_url(bound), "https://id.example.com");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let (_dir, path) = write("[server]\nbnd = \"x\"\n");
+        let err = Config::load(Some(&path), env(&[]))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("bnd"), "{err}");
+
+        let err = Config::load(Some(&path), env(&[])).expect_err("refused");
+        assert!(matches!(err, ConfigError::File { .. }));
+
+        let vars = env(&[("KEYRI_SERVER_BINDD", "x")]);
+        let err = Config::default()
+            .with_env(vars)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("KEYRI_SERVER_BINDD") && err.contains("bindd"),
+            "{err}"
+        );
+
+        let vars = env(&[("KEYRI_NOPE_X", "x")]);
+        let err = Config::default()
+            .with_env(vars)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("[nope]"), "{err}");
+    }
+
+    #[test]
+    fn badly_typed_or_invalid_values_are_refused() {
+        let vars = env(&[("KEYRI_SESSIONS_LIFETIME_SECS", "soon")]);
+        let err = Config::default()
+            .with_env(vars)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("whole number"), "{err}");
+
+        let (_dir, path) = write("[server]\nbind = \"nowhere\"\n");
+        let err = Config::load(Some(&path), env(&[]))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("server.bind"), "{err}");
+
+        let (_dir, path) = write("[sessions]\nlifetime_secs = 0\n");
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+    }
+
+    #[test]
+    fn a_named_file_must_exist_but_the_default_may_not() {
+        let missing = Path::new("/nonexistent/keyri.toml");
+        let err = Config::load(Some(missing), env(&[])).expect_err("refused");
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+}

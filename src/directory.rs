@@ -1,0 +1,79 @@
+//! The tenants as the running server sees them: the store, plus an in-memory
+//! index by app key so that every widget socket and phone call does not need
+//! a database read. All tenant changes go through here to keep both in step.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::store::{Store, StoreError};
+use crate::tenants::{NewSecret, NewTenant, Tenant, TenantError};
+
+pub struct Directory {
+    store: Store,
+    by_app_key: RwLock<HashMap<String, Arc<Tenant>>>,
+}
+
+impl Directory {
+    pub fn new(store: Store) -> Result<Self, StoreError> {
+        let directory = Self {
+            store,
+            by_app_key: RwLock::default(),
+        };
+        directory.reload()?;
+        Ok(directory)
+    }
+
+    fn reload(&self) -> Result<(), StoreError> {
+        let index = self
+            .store
+            .tenants()?
+            .into_iter()
+            .map(|t| (t.app_key.clone(), Arc::new(t)))
+            .collect();
+        *self.by_app_key.write().unwrap_or_else(|p| p.into_inner()) = index;
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The enabled tenant with this app key.
+    pub fn by_app_key(&self, app_key: &str) -> Option<Arc<Tenant>> {
+        let index = self.by_app_key.read().unwrap_or_else(|p| p.into_inner());
+        index.get(app_key).filter(|t| t.enabled).cloned()
+    }
+
+    pub fn list(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.store.tenants()
+    }
+
+    pub fn create(&self, new: NewTenant) -> Result<(Tenant, NewSecret), StoreError> {
+        let (tenant, secret) = new.build()?;
+        self.store.insert_tenant(&tenant)?;
+        self.reload()?;
+        Ok((tenant, secret))
+    }
+
+    /// Finds a tenant by id, app key or exact name.
+    pub fn find(&self, key: &str) -> Result<Tenant, StoreError> {
+        self.store
+            .tenants()?
+            .into_iter()
+            .find(|t| t.id == key || t.app_key == key || t.name == key)
+            .ok_or_else(|| TenantError::NotFound(key.to_owned()).into())
+    }
+
+    /// Applies a change to one tenant and writes it back.
+    pub fn update<T>(
+        &self,
+        key: &str,
+        change: impl FnOnce(&mut Tenant) -> T,
+    ) -> Result<(Tenant, T), StoreError> {
+        let mut tenant = self.find(key)?;
+        let result = change(&mut tenant);
+        self.store.put_tenant(&tenant)?;
+        self.reload()?;
+        Ok((tenant, result))
+    }
+}

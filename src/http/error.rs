@@ -1,0 +1,88 @@
+//! The one place where failures become HTTP answers. Clients get a stable
+//! code and a sentence; internal details are logged here and never sent.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::protocol::messages::ErrorBody;
+use crate::relay::RelayError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no such session")]
+    NotFound,
+    #[error("the session was already confirmed or denied")]
+    AlreadyFinished,
+    #[error("the widget disconnected; nothing was delivered")]
+    WidgetGone,
+    #[error("the sealed payload is larger than the {0}-byte limit")]
+    TooLarge(usize),
+    #[error("too many requests; try again in {0} s")]
+    RateLimited(u64),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound => "not_found",
+            Self::AlreadyFinished => "already_finished",
+            Self::WidgetGone => "widget_gone",
+            Self::TooLarge(_) => "too_large",
+            Self::RateLimited(_) => "rate_limited",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::Internal(detail.to_string())
+    }
+}
+
+impl From<RelayError> for ApiError {
+    fn from(e: RelayError) -> Self {
+        match e {
+            RelayError::NotFound => Self::NotFound,
+            RelayError::AlreadyFinished => Self::AlreadyFinished,
+            RelayError::WidgetGone => Self::WidgetGone,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::AlreadyFinished => StatusCode::CONFLICT,
+            Self::WidgetGone => StatusCode::GONE,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(detail) = self {
+            tracing::error!(%detail, "request failed");
+        }
+        let body = ErrorBody {
+            error: self.code().into(),
+            message: self.to_string(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Self::RateLimited(secs) = self {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(body)
+    }
+}

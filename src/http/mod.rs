@@ -1,0 +1,38 @@
+//! The HTTP face of the server: routes and the state they share.
+
+pub mod client;
+pub mod error;
+mod pages;
+mod phone;
+mod widget_ws;
+
+use actix_web::web;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::relay::Registry;
+
+/// Everything a request handler may use; one per server, no globals.
+pub struct AppState {
+    pub config: Config,
+    pub public_url: String,
+    pub directory: std::sync::Arc<Directory>,
+    pub registry: std::sync::Arc<Registry>,
+    /// Flips to true when the server begins to stop.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig, demo: bool) {
+    cfg.route("/v1/widget/ws", web::get().to(widget_ws::connect))
+        .route("/v1/sessions/{id}", web::get().to(phone::view))
+        .route("/v1/sessions/{id}/confirm", web::post().to(phone::confirm))
+        .route("/v1/sessions/{id}/deny", web::post().to(phone::deny))
+        .route("/widget/keyri.js", web::get().to(pages::widget_bundle))
+        .route("/assets/{path:.*}", web::get().to(pages::asset))
+        .route("/q", web::get().to(pages::scan))
+        .route("/healthz", web::get().to(|| async { "ok" }));
+    if demo {
+        cfg.route("/demo", web::get().to(pages::demo));
+    }
+}

@@ -1,0 +1,162 @@
+//! The phone's calls: look at a session, confirm it with a sealed payload,
+//! or deny it. Every call names its tenant with `X-App-Key`; a session of
+//! another tenant is indistinguishable from one that does not exist.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+
+use super::AppState;
+use super::client::{browser_and_os, client_ip, different_network, header_str};
+use super::error::ApiError;
+use crate::protocol::messages::{
+    ConfirmRequest, MobileInfo, SessionStatus, SessionView, StatusResponse, WidgetInfo, risk,
+};
+use crate::protocol::{SessionId, b64, hpke};
+use crate::relay::{Outcome, Session};
+use crate::tenants::Tenant;
+
+/// How long a confirm waits for the widget's socket to take the payload.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room in a confirm body beyond the base64 of the largest payload.
+const BODY_OVERHEAD: usize = 1024;
+
+pub async fn view(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = calling_tenant(&req, &state)?;
+
+    let session = find_session(&state, &tenant, &path)?;
+    session.mark_scanned()?;
+
+    Ok(no_store(HttpResponse::Ok()).json(session_view(&session, &req)))
+}
+
+pub async fn confirm(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = calling_tenant(&req, &state)?;
+
+    let limit = tenant.max_sealed_bytes as usize;
+    let body = read_body(body, limit.div_ceil(3) * 4 + BODY_OVERHEAD, limit).await?;
+    let request: ConfirmRequest = parse_json(&body)?;
+    let sealed = b64::decode(&request.sealed)
+        .map_err(|_| ApiError::BadRequest("sealed is not base64url without padding".into()))?;
+    if sealed.len() > limit {
+        return Err(ApiError::TooLarge(limit));
+    }
+    hpke::check_sealed_shape(&sealed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+
+    let session = find_session(&state, &tenant, &path)?;
+    session.finish(Outcome::Confirmed)?;
+    session.deliver(request.sealed, DELIVERY_TIMEOUT).await?;
+    tracing::info!(tenant = %tenant.id, session = %session.id, "session confirmed");
+
+    Ok(status("confirmed"))
+}
+
+pub async fn deny(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = calling_tenant(&req, &state)?;
+
+    let session = find_session(&state, &tenant, &path)?;
+    session.finish(Outcome::Denied)?;
+    session.notify_denied().await;
+    tracing::info!(tenant = %tenant.id, session = %session.id, "session denied");
+
+    Ok(status("denied"))
+}
+
+fn status(status: &str) -> HttpResponse {
+    no_store(HttpResponse::Ok()).json(StatusResponse {
+        status: status.into(),
+    })
+}
+
+fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder.insert_header(("cache-control", "no-store"));
+    builder
+}
+
+/// The tenant named by `X-App-Key`.
+fn calling_tenant(req: &HttpRequest, state: &AppState) -> Result<Arc<Tenant>, ApiError> {
+    let app_key = header_str(req, "x-app-key")
+        .ok_or_else(|| ApiError::BadRequest("the X-App-Key header is required".into()))?;
+    state
+        .directory
+        .by_app_key(app_key)
+        .ok_or_else(|| ApiError::Forbidden("unknown or disabled app key".into()))
+}
+
+fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> Result<Arc<Session>, ApiError> {
+    SessionId::parse(id)
+        .and_then(|id| state.registry.get(&id))
+        .filter(|s| s.tenant_id == tenant.id)
+        .ok_or(ApiError::NotFound)
+}
+
+fn session_view(session: &Session, req: &HttpRequest) -> SessionView {
+    let widget = &session.widget;
+    let mobile_ip = client_ip(req);
+    let (browser, os) = browser_and_os(&widget.user_agent);
+
+    let mut risks = Vec::new();
+    if different_network(widget.ip, mobile_ip) {
+        risks.push(risk::DIFFERENT_NETWORK.to_owned());
+    }
+    if widget.origin.is_none() {
+        risks.push(risk::NATIVE_CLIENT.to_owned());
+    }
+
+    SessionView {
+        session_id: session.id.to_string(),
+        status: if session.was_scanned() {
+            SessionStatus::Scanned
+        } else {
+            SessionStatus::Pending
+        },
+        public_key: session.public_key.to_b64(),
+        created_at: session.created_at,
+        expires_at: session.expires_at,
+        widget: WidgetInfo {
+            origin: widget.origin.clone(),
+            ip: widget.ip.to_string(),
+            user_agent: widget.user_agent.clone(),
+            browser,
+            os,
+            location: None,
+        },
+        mobile: MobileInfo {
+            ip: mobile_ip.to_string(),
+        },
+        risk: risks,
+    }
+}
+
+/// Reads a request body of at most `max` bytes; a longer one is `too_large`
+/// with the payload limit `limit` in its message.
+async fn read_body(mut body: web::Payload, max: usize, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+        if bytes.len() + chunk.len() > max {
+            return Err(ApiError::TooLarge(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+}

@@ -1,0 +1,245 @@
+//! `GET /v1/widget/ws`: the widget's socket. The app key and origin are
+//! checked before the upgrade; then the widget says hello with its public key,
+//! gets a session, and hears what happens to it until the session ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::AppState;
+use super::client::{client_ip, header_str};
+use super::error::ApiError;
+use crate::protocol::PublicKey;
+use crate::protocol::messages::{WidgetIn, WidgetOut};
+use crate::relay::{Event, Outcome, Session, WidgetMeta};
+use crate::tenants::Tenant;
+
+/// Largest frame a widget may send: a hello is about 120 bytes.
+const MAX_WIDGET_FRAME: usize = 1024;
+/// Events queued for one widget; a session produces at most three.
+const EVENT_QUEUE: usize = 4;
+/// Longest User-Agent kept for display to the phone.
+const MAX_USER_AGENT: usize = 512;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    #[serde(rename = "appKey")]
+    app_key: Option<String>,
+}
+
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    query: web::Query<WsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let app_key = query
+        .app_key
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("the appKey query parameter is required".into()))?;
+    let tenant = state
+        .directory
+        .by_app_key(app_key)
+        .ok_or_else(|| ApiError::Forbidden("unknown or disabled app key".into()))?;
+    let origin = header_str(&req, "origin").map(str::to_owned);
+    check_origin(&tenant, origin.as_deref())?;
+
+    let meta = WidgetMeta {
+        origin,
+        ip: client_ip(&req),
+        user_agent: header_str(&req, "user-agent")
+            .unwrap_or("")
+            .chars()
+            .take(MAX_USER_AGENT)
+            .collect(),
+    };
+    let (response, socket, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
+    let stream = stream
+        .max_frame_size(MAX_WIDGET_FRAME)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_WIDGET_FRAME);
+
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        let outcome = run(state, tenant, meta, socket.clone(), stream).await;
+        let _ = socket.close(Some(outcome)).await;
+    });
+    Ok(response)
+}
+
+fn check_origin(tenant: &Tenant, origin: Option<&str>) -> Result<(), ApiError> {
+    match origin {
+        Some(origin) if tenant.allows_origin(origin) => Ok(()),
+        Some(_) => Err(ApiError::Forbidden(
+            "this origin is not allowed for the app key".into(),
+        )),
+        None if tenant.allow_native => Ok(()),
+        None => Err(ApiError::Forbidden(
+            "native clients are not allowed for the app key".into(),
+        )),
+    }
+}
+
+fn close(code: CloseCode, reason: &str) -> CloseReason {
+    CloseReason {
+        code,
+        description: Some(reason.into()),
+    }
+}
+
+async fn send(socket: &mut actix_ws::Session, message: &WidgetOut) -> bool {
+    let text = serde_json::to_string(message).unwrap_or_default();
+    socket.text(text).await.is_ok()
+}
+
+/// Sends an error frame; returns the close reason to end the socket with.
+async fn fail(socket: &mut actix_ws::Session, error: &str, message: &str) -> CloseReason {
+    let frame = WidgetOut::Error {
+        error: error.into(),
+        message: message.into(),
+    };
+    send(socket, &frame).await;
+    close(CloseCode::Policy, error)
+}
+
+/// Waits for the hello frame and returns the widget's public key.
+async fn hello(
+    socket: &mut actix_ws::Session,
+    stream: &mut AggregatedMessageStream,
+    deadline: Duration,
+) -> Result<PublicKey, CloseReason> {
+    let first = loop {
+        match tokio::time::timeout(deadline, stream.recv()).await {
+            Err(_) => {
+                return Err(
+                    fail(socket, "hello_timeout", "no hello within the time allowed").await,
+                );
+            }
+            Ok(None) | Ok(Some(Err(_))) => return Err(close(CloseCode::Protocol, "closed")),
+            Ok(Some(Ok(AggregatedMessage::Ping(bytes)))) => {
+                let _ = socket.pong(&bytes).await;
+            }
+            Ok(Some(Ok(AggregatedMessage::Pong(_)))) => {}
+            Ok(Some(Ok(AggregatedMessage::Close(_)))) => {
+                return Err(close(CloseCode::Normal, "closed"));
+            }
+            Ok(Some(Ok(other))) => break other,
+        }
+    };
+
+    let AggregatedMessage::Text(text) = first else {
+        return Err(fail(socket, "bad_request", "frames must be JSON text").await);
+    };
+    let Ok(WidgetIn::Hello { public_key }) = serde_json::from_str::<WidgetIn>(&text) else {
+        let message = "expected {\"type\":\"hello\",\"publicKey\":\"…\"}";
+        return Err(fail(socket, "bad_request", message).await);
+    };
+    match PublicKey::from_b64(&public_key) {
+        Some(key) => Ok(key),
+        None => {
+            let message = "publicKey is not a base64url uncompressed P-256 point";
+            Err(fail(socket, "bad_request", message).await)
+        }
+    }
+}
+
+/// The whole life of one widget socket; returns how to close it.
+async fn run(
+    state: Arc<AppState>,
+    tenant: Arc<Tenant>,
+    meta: WidgetMeta,
+    mut socket: actix_ws::Session,
+    mut stream: AggregatedMessageStream,
+) -> CloseReason {
+    let limits = &state.config.sessions;
+    let public_key = match hello(
+        &mut socket,
+        &mut stream,
+        Duration::from_secs(limits.hello_timeout_secs),
+    )
+    .await
+    {
+        Ok(key) => key,
+        Err(reason) => return reason,
+    };
+
+    let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
+    let lifetime_ms = i64::from(tenant.session_lifetime_secs) * 1000;
+    let session = Session::new(tenant.id.clone(), public_key, lifetime_ms, meta, events_tx);
+    let (session, _guard) = state.registry.open(session);
+    tracing::debug!(tenant = %tenant.id, session = %session.id, "session opened");
+
+    let greeting = WidgetOut::Session {
+        session_id: session.id.to_string(),
+        expires_at: session.expires_at,
+        scan_url: tenant.scan_url_or(&state.public_url),
+    };
+    if !send(&mut socket, &greeting).await {
+        return close(CloseCode::Away, "gone");
+    }
+
+    let ping_every = Duration::from_secs(limits.ping_interval_secs);
+    let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let expiry = sleep_until(Instant::now() + Duration::from_millis(lifetime_ms as u64));
+    tokio::pin!(expiry);
+    let mut expiry_armed = true;
+    let mut shutdown = state.shutdown.clone();
+
+    loop {
+        tokio::select! {
+            message = stream.recv() => match message {
+                Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                    last_heard = Instant::now();
+                    let _ = socket.pong(&bytes).await;
+                }
+                Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(AggregatedMessage::Close(_))) | None | Some(Err(_)) => {
+                    return close(CloseCode::Normal, "closed");
+                }
+                Some(Ok(_)) => {
+                    return fail(&mut socket, "bad_request", "only one hello is allowed").await;
+                }
+            },
+            event = events.recv() => match event {
+                Some(Event::Scanned) => {
+                    send(&mut socket, &WidgetOut::Scanned).await;
+                }
+                Some(Event::Payload { sealed, delivered }) => {
+                    if send(&mut socket, &WidgetOut::Payload { sealed }).await {
+                        let _ = delivered.send(());
+                    }
+                    return close(CloseCode::Normal, "confirmed");
+                }
+                Some(Event::Denied) => {
+                    send(&mut socket, &WidgetOut::Denied).await;
+                    return close(CloseCode::Normal, "denied");
+                }
+                None => return close(CloseCode::Normal, "closed"),
+            },
+            () = &mut expiry, if expiry_armed => {
+                expiry_armed = false;
+                // A confirm or deny that won the race delivers its own event.
+                if session.finish(Outcome::Expired).is_ok() {
+                    send(&mut socket, &WidgetOut::Expired).await;
+                    return close(CloseCode::Normal, "expired");
+                }
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() > ping_every * 2 {
+                    return close(CloseCode::Away, "no answer to pings");
+                }
+                if socket.ping(b"").await.is_err() {
+                    return close(CloseCode::Away, "gone");
+                }
+            }
+            _ = shutdown.changed() => return close(CloseCode::Away, "server stopping"),
+        }
+    }
+}

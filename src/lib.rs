@@ -1,0 +1,14 @@
+//! keyri: a self-hosted QR-login server, its widget and its phone SDK.
+
+pub mod admin_socket;
+pub mod cli;
+pub mod config;
+pub mod directory;
+pub mod http;
+pub mod ops;
+pub mod phone;
+pub mod protocol;
+pub mod relay;
+pub mod server;
+pub mod store;
+pub mod tenants;

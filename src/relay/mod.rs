@@ -1,0 +1,8 @@
+//! The in-memory relay: live login sessions, each tied to the one widget
+//! socket that created it, finished exactly once.
+
+mod registry;
+mod session;
+
+pub use registry::{Registry, WidgetGuard};
+pub use session::{Event, Outcome, RelayError, Session, WidgetMeta};

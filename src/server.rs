@@ -1,0 +1,174 @@
+//! Starting and stopping the server. It starts from a listener it is handed,
+//! so tests can bind port 0 and run many servers side by side.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use tokio::sync::watch;
+
+use crate::admin_socket;
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::http::error::ApiError;
+use crate::http::{AppState, routes};
+use crate::relay::Registry;
+use crate::store::{Store, StoreError};
+use crate::tenants::{NewTenant, normalize_origin};
+
+/// How often finished and expired sessions are swept from memory.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub public_url: String,
+    /// The demo tenant's app key, when the demo is on.
+    pub demo_app_key: Option<String>,
+    pub directory: Arc<Directory>,
+    pub registry: Arc<Registry>,
+    handle: actix_web::dev::ServerHandle,
+    shutdown: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin: admin_socket::Listener,
+}
+
+/// Opens the database, prepares the demo, and starts serving on `listener`.
+pub async fn start(config: Config, listener: TcpListener) -> Result<Running, StartError> {
+    let addr = listener.local_addr()?;
+    let public_url = config.public_url(addr);
+    let store = Store::open(&config.db_path())?;
+    let directory = Arc::new(Directory::new(store)?);
+    let demo_app_key = match config.demo.enabled {
+        true => ensure_demo_tenant(&directory, &config, &public_url)?,
+        false => None,
+    };
+    let registry = Arc::new(Registry::default());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let admin = admin_socket::Listener::start(&config, directory.clone())?;
+
+    let state = web::Data::new(AppState {
+        config: config.clone(),
+        public_url: public_url.clone(),
+        directory: directory.clone(),
+        registry: registry.clone(),
+        shutdown: shutdown_rx,
+    });
+    let demo = config.demo.enabled;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(|cfg| routes(cfg, demo))
+            .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
+    })
+    .disable_signals()
+    .shutdown_timeout(config.server.shutdown_timeout_secs)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let done = tokio::spawn(server);
+
+    let sweeper = registry.clone();
+    let mut stop = shutdown.subscribe();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { sweeper.sweep(); }
+                _ = stop.changed() => break,
+            }
+        }
+    });
+
+    tracing::info!(%addr, %public_url, "keyri listening");
+    Ok(Running {
+        addr,
+        public_url,
+        demo_app_key,
+        directory,
+        registry,
+        handle,
+        shutdown,
+        done,
+        admin,
+    })
+}
+
+impl Running {
+    /// Stops accepting, closes widget sockets, and waits for the rest.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.admin.stop();
+        self.handle.stop(true).await;
+        let _ = self.done.await;
+        tracing::info!("keyri stopped");
+    }
+}
+
+/// Creates the demo tenant on first start; on later starts makes sure it
+/// still allows the current public URL. Returns its app key, or nothing when
+/// the database already had tenants but no demo.
+fn ensure_demo_tenant(
+    directory: &Directory,
+    config: &Config,
+    public_url: &str,
+) -> Result<Option<String>, StoreError> {
+    let origins = demo_origins(public_url);
+    let existing = directory.list()?.into_iter().find(|t| t.demo);
+    let tenant = match existing {
+        Some(tenant) if origins.iter().all(|o| tenant.origins.contains(o)) => tenant,
+        Some(tenant) => {
+            let (tenant, ()) = directory.update(&tenant.id, |t| {
+                for origin in &origins {
+                    if !t.origins.contains(origin) {
+                        t.origins.push(origin.clone());
+                    }
+                }
+            })?;
+            tenant
+        }
+        None if !directory.list()?.is_empty() => return Ok(None),
+        None => {
+            let new = NewTenant {
+                name: "Demo".into(),
+                origins,
+                allow_native: false,
+                scan_url: None,
+                session_lifetime_secs: config.sessions.lifetime_secs,
+                max_sealed_bytes: config.sessions.max_sealed_bytes,
+                demo: true,
+            };
+            directory.create(new)?.0
+        }
+    };
+    tracing::info!(app_key = %tenant.app_key, "demo ready at {public_url}/demo");
+    Ok(Some(tenant.app_key))
+}
+
+/// The public URL's origin, plus its twin when it is a loopback address, since
+/// people type `localhost` and `127.0.0.1` interchangeably.
+fn demo_origins(public_url: &str) -> Vec<String> {
+    let Ok(origin) = normalize_origin(public_url) else {
+        return Vec::new();
+    };
+    let mut origins = vec![origin.clone()];
+    for (a, b) in [
+        ("//localhost", "//127.0.0.1"),
+        ("//127.0.0.1", "//localhost"),
+    ] {
+        if origin.contains(a) {
+            origins.push(origin.replacen(a, b, 1));
+        }
+    }
+    origins
+}

@@ -1,0 +1,225 @@
+//! Persistent state in one redb file. Every write commits with redb's default
+//! immediate durability, so a call that changed something answers only after
+//! the change is on disk, and a crash leaves a file that opens.
+
+mod tables;
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use crate::tenants::{Tenant, TenantError};
+use tables::{APP_KEYS, SECRETS, TENANTS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is in use by another process (is `keyri serve` running?)")]
+    Locked,
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the database file. Fails with `Locked` while
+    /// another process holds it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => StoreError::Db(other.into()),
+        })?;
+
+        let txn = db.begin_write()?;
+        txn.open_table(TENANTS)?;
+        txn.open_table(APP_KEYS)?;
+        txn.open_table(SECRETS)?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TENANTS)?;
+        let mut all = Vec::new();
+        for row in table.iter()? {
+            let (_, value) = row?;
+            all.push(serde_json::from_slice(value.value())?);
+        }
+        all.sort_by_key(|t: &Tenant| t.created_at);
+        Ok(all)
+    }
+
+    pub fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TENANTS)?;
+        let found = table.get(id)?;
+        Ok(found
+            .map(|v| serde_json::from_slice(v.value()))
+            .transpose()?)
+    }
+
+    /// Adds a new tenant; names are unique, ignoring case.
+    pub fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let taken = self
+            .tenants()?
+            .iter()
+            .any(|t| t.name.to_lowercase() == tenant.name.to_lowercase());
+        if taken {
+            return Err(TenantError::NameTaken(tenant.name.clone()).into());
+        }
+        self.put_tenant(tenant)
+    }
+
+    /// Writes a tenant and its indexes in one transaction.
+    pub fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut tenants = txn.open_table(TENANTS)?;
+            let mut app_keys = txn.open_table(APP_KEYS)?;
+            let mut secrets = txn.open_table(SECRETS)?;
+
+            let previous: Option<Tenant> = tenants
+                .get(tenant.id.as_str())?
+                .map(|v| serde_json::from_slice(v.value()))
+                .transpose()?;
+            if let Some(old) = previous {
+                app_keys.remove(old.app_key.as_str())?;
+                for secret in &old.secrets {
+                    secrets.remove(secret.hash.as_str())?;
+                }
+            }
+
+            let json = serde_json::to_vec(tenant)?;
+            tenants.insert(tenant.id.as_str(), json.as_slice())?;
+            app_keys.insert(tenant.app_key.as_str(), tenant.id.as_str())?;
+            for secret in &tenant.secrets {
+                secrets.insert(secret.hash.as_str(), tenant.id.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Finds the tenant that owns the API secret with this hash.
+    pub fn tenant_by_secret_hash(&self, hash: &str) -> Result<Option<Tenant>, StoreError> {
+        let id = {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(SECRETS)?;
+            table.get(hash)?.map(|v| v.value().to_owned())
+        };
+        match id {
+            Some(id) => self.tenant(&id),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Creates a directory readable only by its owner (the data dir holds the
+/// database and the admin socket).
+pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+
+    let io = |source| StoreError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenants::{NewTenant, hash_secret};
+
+    fn tenant(name: &str) -> Tenant {
+        let new = NewTenant {
+            name: name.into(),
+            origins: vec!["https://a.example".into()],
+            session_lifetime_secs: 60,
+            max_sealed_bytes: 1024,
+            ..NewTenant::default()
+        };
+        new.build().expect("valid").0
+    }
+
+    #[test]
+    fn tenants_survive_reopening_and_are_found_by_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data/keyri.redb");
+        let mut acme = tenant("Acme");
+        {
+            let store = Store::open(&path).expect("opens");
+            store.insert_tenant(&acme).expect("inserted");
+        }
+        let store = Store::open(&path).expect("reopens");
+        assert_eq!(store.tenants().expect("lists"), vec![acme.clone()]);
+
+        let old_hash = acme.secrets[0].hash.clone();
+        let fresh = acme.rotate_secret(0);
+        store.put_tenant(&acme).expect("updated");
+        let by_new = store
+            .tenant_by_secret_hash(&hash_secret(fresh.expose()))
+            .expect("reads");
+        assert_eq!(by_new.map(|t| t.id), Some(acme.id.clone()));
+        assert!(
+            store
+                .tenant_by_secret_hash(&old_hash)
+                .expect("reads")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn names_are_unique_ignoring_case() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("k.redb")).expect("opens");
+        store.insert_tenant(&tenant("Acme")).expect("first");
+        let err = store.insert_tenant(&tenant("ACME")).expect_err("refused");
+        assert!(matches!(err, StoreError::Tenant(TenantError::NameTaken(_))));
+        assert_eq!(store.tenants().expect("lists").len(), 1);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_reports_locked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.redb");
+        let _held = Store::open(&path).expect("opens");
+        assert!(matches!(Store::open(&path), Err(StoreError::Locked)));
+    }
+}
