@@ -1,0 +1,319 @@
+//! The `keyri` binary as an operator and a phone user run it.
+
+use std::process::{Command, Output};
+
+use keyri::protocol::messages::WidgetOut;
+use serde_json::Value;
+
+use crate::support::TestApp;
+
+fn keyri(args: &[&str], data_dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .args(args)
+        .env("KEYRI_STORAGE_DATA_DIR", data_dir)
+        .env_remove("KEYRI_SERVER_BIND")
+        .current_dir(data_dir.parent().expect("parent"))
+        .output()
+        .expect("keyri runs")
+}
+
+fn json_out(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON value")
+}
+
+#[test]
+fn tenant_create_prints_the_secret_once_and_list_never_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let args = [
+        "tenant",
+        "create",
+        "--name",
+        "Acme",
+        "--origin",
+        "https://app.acme.example",
+        "--origin",
+        "HTTPS://App.Acme.Example:443",
+        "--json",
+    ];
+    let created = json_out(&keyri(&args, &data));
+    assert_eq!(created["name"], "Acme");
+    assert!(created["id"].as_str().expect("id").starts_with("tn_"));
+    assert!(
+        created["appKey"]
+            .as_str()
+            .expect("app key")
+            .starts_with("app_")
+    );
+    let secret = created["apiSecret"].as_str().expect("secret");
+    assert!(secret.starts_with("sk_") && secret.len() == 46);
+    assert_eq!(
+        created["origins"],
+        serde_json::json!(["https://app.acme.example"])
+    );
+
+    let listed = json_out(&keyri(&["tenant", "list", "--json"], &data));
+    assert_eq!(listed.as_array().expect("array").len(), 1);
+    assert_eq!(listed[0]["appKey"], created["appKey"]);
+    assert!(listed[0].get("apiSecret").is_none());
+    let raw = std::fs::read(data.join("keyri.redb")).expect("db");
+    assert!(
+        !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "secret stored"
+    );
+}
+
+#[test]
+fn bad_tenant_input_is_one_clear_line_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for args in [
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "X",
+            "--origin",
+            "https://x.example/path",
+        ][..],
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "",
+            "--origin",
+            "https://x.example",
+        ][..],
+        &["tenant", "rotate-secret", "nobody"][..],
+    ] {
+        let output = keyri(args, &data);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("keyri: "), "{stderr}");
+    }
+    let listed = json_out(&keyri(&["tenant", "list", "--json"], &data));
+    assert_eq!(listed, serde_json::json!([]));
+}
+
+#[test]
+fn an_unknown_setting_stops_the_server_with_its_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .args(["serve"])
+        .env("KEYRI_STORAGE_DATA_DIR", &data)
+        .env("KEYRI_SERVER_PORTT", "1")
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("KEYRI_SERVER_PORTT") && stderr.contains("portt"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "nothing was created");
+}
+
+#[tokio::test]
+async fn tenant_commands_reach_a_running_server_through_its_admin_socket() {
+    let app = TestApp::start().await;
+    let data = app.config.storage.data_dir.clone();
+    let socket = data.join("admin.sock");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket)
+        .expect("socket exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "socket is owner-only: {mode:o}");
+
+    let args = [
+        "tenant",
+        "create",
+        "--name",
+        "Live",
+        "--origin",
+        "https://live.example",
+        "--json",
+    ];
+    let created = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || json_out(&keyri(&args, &data))
+    })
+    .await
+    .expect("ran");
+    let app_key = created["appKey"].as_str().expect("app key").to_owned();
+    assert!(
+        app.running.directory.by_app_key(&app_key).is_some(),
+        "server knows it at once"
+    );
+
+    let rotated = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || {
+            json_out(&keyri(
+                &["tenant", "rotate-secret", "Live", "--grace", "1h", "--json"],
+                &data,
+            ))
+        }
+    })
+    .await
+    .expect("ran");
+    assert_ne!(rotated["apiSecret"], created["apiSecret"]);
+    let until = rotated["previousValidUntil"].as_i64().expect("grace end");
+    let hour = until - keyri::protocol::now_ms();
+    assert!((3_590_000..=3_600_000).contains(&hour), "{hour}");
+
+    let listed =
+        tokio::task::spawn_blocking(move || json_out(&keyri(&["tenant", "list", "--json"], &data)))
+            .await
+            .expect("ran");
+    assert_eq!(listed.as_array().expect("array").len(), 2);
+    app.stop().await;
+}
+
+#[test]
+fn a_held_database_without_a_server_socket_is_reported_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let _held = keyri::store::Store::open(&data.join("keyri.redb")).expect("opens");
+    let output = keyri(&["tenant", "list"], &data);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("admin socket"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_phone_simulator_approves_a_login_from_the_code_text() {
+    let app = TestApp::start().await;
+    let mut widget = app.widget().await;
+    let code = widget.qr().to_text();
+    let app_key = app.app_key.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_keyri"))
+            .args(["phone", "approve", &code, "--app-key", &app_key])
+            .args(["--payload", "token from the terminal", "--yes"])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&app.url) && stdout.contains("Chrome 156"),
+        "{stdout}"
+    );
+
+    assert_eq!(widget.next().await, WidgetOut::Scanned);
+    let WidgetOut::Payload { sealed } = widget.next().await else {
+        panic!("no payload")
+    };
+    assert_eq!(widget.open(&sealed), b"token from the terminal");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_phone_simulator_denies_when_the_user_says_no() {
+    let app = TestApp::start().await;
+    let mut widget = app.widget().await;
+    let code = widget.qr().to_text();
+    let app_key = app.app_key.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyri"))
+            .args([
+                "phone",
+                "approve",
+                &code,
+                "--app-key",
+                &app_key,
+                "--payload",
+                "x",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"n\n")
+            .expect("answer");
+        child.wait_with_output().expect("exits")
+    })
+    .await
+    .expect("ran");
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Denied."));
+    assert_eq!(widget.next().await, WidgetOut::Scanned);
+    assert_eq!(widget.next().await, WidgetOut::Denied);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_phone_simulator_reads_a_png_of_the_code() {
+    let app = TestApp::start().await;
+    let mut widget = app.widget().await;
+    let png = crate::browser::qr_png(&widget.qr().to_text());
+    let path = app.dir.path().join("code.png");
+    std::fs::write(&path, png).expect("written");
+
+    let app_key = app.app_key.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_keyri"))
+            .args([
+                "phone",
+                "approve",
+                path.to_str().expect("utf-8"),
+                "--app-key",
+                &app_key,
+            ])
+            .args(["--payload", "from a picture", "--yes"])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("ran");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(widget.next().await, WidgetOut::Scanned);
+    let WidgetOut::Payload { sealed } = widget.next().await else {
+        panic!("no payload")
+    };
+    assert_eq!(widget.open(&sealed), b"from a picture");
+    app.stop().await;
+}
+
+#[test]
+fn the_phone_simulator_refuses_a_code_that_is_not_a_login_code() {
+    let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .args([
+            "phone",
+            "approve",
+            "https://example.com/hello",
+            "--app-key",
+            "app_x",
+        ])
+        .args(["--payload", "x", "--yes"])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a keyri login code"), "{stderr}");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: real servers on 127.0.0.1 port 0, real redb files in
+//! temporary directories, real WebSockets, and headless Chromium.
+
+mod browser;
+mod cli;
+mod flow;
+mod hostile_input;
+mod hpke_vectors;
+mod support;
+mod webdriver;
