@@ -57,8 +57,11 @@ impl Listener {
         Ok(Self { path, task })
     }
 
-    pub fn stop(&self) {
+    /// Stops accepting and waits until the listener has let go of the
+    /// directory, so the database closes when the server's last handle drops.
+    pub async fn stop(self) {
         self.task.abort();
+        let _ = self.task.await;
         let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -9,33 +9,44 @@ use crate::store::{Store, StoreError};
 use crate::tenants::{NewSecret, NewTenant, Tenant, TenantError};
 
 pub struct Directory {
-    store: Store,
+    /// `None` once closed: the server closes the database when it stops,
+    /// even while a worker thread still holds a reference to the directory.
+    store: RwLock<Option<Store>>,
     by_app_key: RwLock<HashMap<String, Arc<Tenant>>>,
 }
 
 impl Directory {
     pub fn new(store: Store) -> Result<Self, StoreError> {
         let directory = Self {
-            store,
+            store: RwLock::new(Some(store)),
             by_app_key: RwLock::default(),
         };
         directory.reload()?;
         Ok(directory)
     }
 
+    /// Runs `f` on the open store.
+    pub fn with_store<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
+        f(guard.as_ref().ok_or(StoreError::Closed)?)
+    }
+
+    /// Closes the database; later calls fail with `StoreError::Closed`.
+    pub fn close(&self) {
+        self.store.write().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
     fn reload(&self) -> Result<(), StoreError> {
         let index = self
-            .store
-            .tenants()?
+            .list()?
             .into_iter()
             .map(|t| (t.app_key.clone(), Arc::new(t)))
             .collect();
         *self.by_app_key.write().unwrap_or_else(|p| p.into_inner()) = index;
         Ok(())
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// The enabled tenant with this app key.
@@ -45,20 +56,19 @@ impl Directory {
     }
 
     pub fn list(&self) -> Result<Vec<Tenant>, StoreError> {
-        self.store.tenants()
+        self.with_store(Store::tenants)
     }
 
     pub fn create(&self, new: NewTenant) -> Result<(Tenant, NewSecret), StoreError> {
         let (tenant, secret) = new.build()?;
-        self.store.insert_tenant(&tenant)?;
+        self.with_store(|s| s.insert_tenant(&tenant))?;
         self.reload()?;
         Ok((tenant, secret))
     }
 
     /// Finds a tenant by id, app key or exact name.
     pub fn find(&self, key: &str) -> Result<Tenant, StoreError> {
-        self.store
-            .tenants()?
+        self.list()?
             .into_iter()
             .find(|t| t.id == key || t.app_key == key || t.name == key)
             .ok_or_else(|| TenantError::NotFound(key.to_owned()).into())
@@ -72,7 +82,7 @@ impl Directory {
     ) -> Result<(Tenant, T), StoreError> {
         let mut tenant = self.find(key)?;
         let result = change(&mut tenant);
-        self.store.put_tenant(&tenant)?;
+        self.with_store(|s| s.put_tenant(&tenant))?;
         self.reload()?;
         Ok((tenant, result))
     }

@@ -108,9 +108,10 @@ impl Running {
     /// Stops accepting, closes widget sockets, and waits for the rest.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        self.admin.stop();
+        self.admin.stop().await;
         self.handle.stop(true).await;
         let _ = self.done.await;
+        self.directory.close();
         tracing::info!("keyri stopped");
     }
 }

@@ -21,6 +21,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("stored record is unreadable: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("the database is closed because the server is stopping")]
+    Closed,
     #[error("cannot create {path}: {source}")]
     Io {
         path: String,
