@@ -9,6 +9,7 @@
     const stateOut = document.getElementById('state');
     const qrOut = document.getElementById('qr-text');
     const payloadOut = document.getElementById('payload');
+    const verifiedOut = document.getElementById('verified');
     if (!login) return;
 
     const put = (node, value) => {
@@ -23,8 +24,39 @@
       put(payloadOut, '');
     });
     login.addEventListener('keyri-payload', (event) => {
-      put(payloadOut, event.detail?.payload);
+      const payload = event.detail?.payload;
+      put(payloadOut, payload);
+      if (isSignedRequest(payload)) verify(payload);
     });
+
+    // A signed login request goes to the demo's backend, which has the
+    // server check it; anything else is shown as it came.
+    const isSignedRequest = (text) => {
+      try {
+        return JSON.parse(text)?.type === 'keyri.auth.v1';
+      } catch {
+        return false;
+      }
+    };
+    const verify = async (payload) => {
+      verifiedOut.hidden = false;
+      put(verifiedOut, 'Verifying…');
+      try {
+        const response = await fetch('/demo/verify', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: payload,
+        });
+        const answer = await response.json();
+        put(verifiedOut, answer.valid
+          ? `Signed in as ${answer.username}`
+          : `Refused: ${answer.error} (${answer.message})`);
+        verifiedOut.dataset.valid = String(Boolean(answer.valid));
+      } catch (error) {
+        put(verifiedOut, `Verification failed: ${error.message}`);
+        verifiedOut.dataset.valid = 'false';
+      }
+    };
 
     // The widget may have started before this script ran.
     if (login.hasAttribute('state')) put(stateOut, login.getAttribute('state'));

@@ -70,10 +70,7 @@ async fn serve_one(stream: UnixStream, directory: Arc<Directory>, config: Config
     let same_user = stream.peer_cred().is_ok_and(|c| c.uid() == current_uid());
     let (read, mut write) = stream.into_split();
     let reply = if !same_user {
-        Reply {
-            ok: None,
-            error: Some("the admin socket only serves its owner".into()),
-        }
+        Reply { ok: None, error: Some("the admin socket only serves its owner".into()) }
     } else {
         let mut line = String::new();
         let mut reader =
@@ -83,29 +80,14 @@ async fn serve_one(stream: UnixStream, directory: Arc<Directory>, config: Config
                 Ok(command) => {
                     let run = move || ops::execute(&directory, &config, command);
                     match tokio::task::spawn_blocking(run).await {
-                        Ok(Ok(value)) => Reply {
-                            ok: Some(value),
-                            error: None,
-                        },
-                        Ok(Err(message)) => Reply {
-                            ok: None,
-                            error: Some(message),
-                        },
-                        Err(_) => Reply {
-                            ok: None,
-                            error: Some("command failed".into()),
-                        },
+                        Ok(Ok(value)) => Reply { ok: Some(value), error: None },
+                        Ok(Err(message)) => Reply { ok: None, error: Some(message) },
+                        Err(_) => Reply { ok: None, error: Some("command failed".into()) },
                     }
                 }
-                Err(e) => Reply {
-                    ok: None,
-                    error: Some(format!("bad command: {e}")),
-                },
+                Err(e) => Reply { ok: None, error: Some(format!("bad command: {e}")) },
             },
-            Err(e) => Reply {
-                ok: None,
-                error: Some(format!("unreadable command: {e}")),
-            },
+            Err(e) => Reply { ok: None, error: Some(format!("unreadable command: {e}")) },
         }
     };
     let mut text = serde_json::to_string(&reply).unwrap_or_default();
@@ -116,18 +98,13 @@ async fn serve_one(stream: UnixStream, directory: Arc<Directory>, config: Config
 fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     // The uid that owns our own process entry is the uid we run as.
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the running server at {path}: {source}")]
-    Connect {
-        path: String,
-        source: std::io::Error,
-    },
+    Connect { path: String, source: std::io::Error },
     #[error("the running server did not answer: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -136,11 +113,8 @@ pub enum ClientError {
 
 /// Sends one command to the running server and returns its result.
 pub fn request(path: &Path, command: &Command) -> Result<Value, ClientError> {
-    let mut stream =
-        std::os::unix::net::UnixStream::connect(path).map_err(|source| ClientError::Connect {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let mut stream = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|source| ClientError::Connect { path: path.display().to_string(), source })?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
 

@@ -70,19 +70,13 @@ pub struct LogConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            bind: "127.0.0.1:8080".into(),
-            public_url: String::new(),
-            shutdown_timeout_secs: 5,
-        }
+        Self { bind: "127.0.0.1:8080".into(), public_url: String::new(), shutdown_timeout_secs: 5 }
     }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("./data"),
-        }
+        Self { data_dir: PathBuf::from("./data") }
     }
 }
 
@@ -105,19 +99,14 @@ impl Default for DemoConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-        }
+        Self { level: "info".into() }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("{var}: {message}")]
@@ -143,10 +132,7 @@ impl Config {
                 String::new()
             }
             Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.into(),
-                    source,
-                });
+                return Err(ConfigError::Read { path: path.into(), source });
             }
         };
         let from_file: Config = toml::from_str(&text).map_err(|e| ConfigError::File {
@@ -171,10 +157,7 @@ impl Config {
             let Some(rest) = var.strip_prefix("KEYRI_") else {
                 continue;
             };
-            let err = |message: String| ConfigError::Env {
-                var: var.clone(),
-                message,
-            };
+            let err = |message: String| ConfigError::Env { var: var.clone(), message };
             let (section, key) = rest
                 .split_once('_')
                 .map(|(s, k)| (s.to_ascii_lowercase(), k.to_ascii_lowercase()))
@@ -188,9 +171,7 @@ impl Config {
             *slot = typed_like(slot, &raw).map_err(err)?;
         }
 
-        table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -268,10 +249,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -310,45 +288,29 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors_that_name_them() {
         let (_dir, path) = write("[server]\nbnd = \"x\"\n");
-        let err = Config::load(Some(&path), env(&[]))
-            .expect_err("refused")
-            .to_string();
+        let err = Config::load(Some(&path), env(&[])).expect_err("refused").to_string();
         assert!(err.contains("bnd"), "{err}");
 
         let err = Config::load(Some(&path), env(&[])).expect_err("refused");
         assert!(matches!(err, ConfigError::File { .. }));
 
         let vars = env(&[("KEYRI_SERVER_BINDD", "x")]);
-        let err = Config::default()
-            .with_env(vars)
-            .expect_err("refused")
-            .to_string();
-        assert!(
-            err.contains("KEYRI_SERVER_BINDD") && err.contains("bindd"),
-            "{err}"
-        );
+        let err = Config::default().with_env(vars).expect_err("refused").to_string();
+        assert!(err.contains("KEYRI_SERVER_BINDD") && err.contains("bindd"), "{err}");
 
         let vars = env(&[("KEYRI_NOPE_X", "x")]);
-        let err = Config::default()
-            .with_env(vars)
-            .expect_err("refused")
-            .to_string();
+        let err = Config::default().with_env(vars).expect_err("refused").to_string();
         assert!(err.contains("[nope]"), "{err}");
     }
 
     #[test]
     fn badly_typed_or_invalid_values_are_refused() {
         let vars = env(&[("KEYRI_SESSIONS_LIFETIME_SECS", "soon")]);
-        let err = Config::default()
-            .with_env(vars)
-            .expect_err("refused")
-            .to_string();
+        let err = Config::default().with_env(vars).expect_err("refused").to_string();
         assert!(err.contains("whole number"), "{err}");
 
         let (_dir, path) = write("[server]\nbind = \"nowhere\"\n");
-        let err = Config::load(Some(&path), env(&[]))
-            .expect_err("refused")
-            .to_string();
+        let err = Config::load(Some(&path), env(&[])).expect_err("refused").to_string();
         assert!(err.contains("server.bind"), "{err}");
 
         let (_dir, path) = write("[sessions]\nlifetime_secs = 0\n");

@@ -6,13 +6,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::store::{Store, StoreError};
-use crate::tenants::{NewSecret, NewTenant, Tenant, TenantError};
+use crate::tenants::{NewSecret, NewTenant, Tenant, TenantError, hash_secret};
 
 pub struct Directory {
     /// `None` once closed: the server closes the database when it stops,
     /// even while a worker thread still holds a reference to the directory.
     store: RwLock<Option<Store>>,
     by_app_key: RwLock<HashMap<String, Arc<Tenant>>>,
+    /// Tenants by the hash of each of their API secrets.
+    by_secret: RwLock<HashMap<String, Arc<Tenant>>>,
 }
 
 impl Directory {
@@ -20,6 +22,7 @@ impl Directory {
         let directory = Self {
             store: RwLock::new(Some(store)),
             by_app_key: RwLock::default(),
+            by_secret: RwLock::default(),
         };
         directory.reload()?;
         Ok(directory)
@@ -40,12 +43,14 @@ impl Directory {
     }
 
     fn reload(&self) -> Result<(), StoreError> {
-        let index = self
-            .list()?
-            .into_iter()
-            .map(|t| (t.app_key.clone(), Arc::new(t)))
+        let tenants: Vec<Arc<Tenant>> = self.list()?.into_iter().map(Arc::new).collect();
+        let by_app_key = tenants.iter().map(|t| (t.app_key.clone(), t.clone())).collect();
+        let by_secret = tenants
+            .iter()
+            .flat_map(|t| t.secrets.iter().map(move |s| (s.hash.clone(), t.clone())))
             .collect();
-        *self.by_app_key.write().unwrap_or_else(|p| p.into_inner()) = index;
+        *self.by_app_key.write().unwrap_or_else(|p| p.into_inner()) = by_app_key;
+        *self.by_secret.write().unwrap_or_else(|p| p.into_inner()) = by_secret;
         Ok(())
     }
 
@@ -53,6 +58,17 @@ impl Directory {
     pub fn by_app_key(&self, app_key: &str) -> Option<Arc<Tenant>> {
         let index = self.by_app_key.read().unwrap_or_else(|p| p.into_inner());
         index.get(app_key).filter(|t| t.enabled).cloned()
+    }
+
+    /// The enabled tenant that an API secret belongs to, if the secret is
+    /// current or within its grace period.
+    pub fn by_secret(&self, secret: &str, now: i64) -> Option<Arc<Tenant>> {
+        // The map is keyed by SHA-256 of the secret: how long a lookup takes
+        // can only tell an attacker about hashes of values they chose.
+        let hash = hash_secret(secret);
+        let index = self.by_secret.read().unwrap_or_else(|p| p.into_inner());
+        let tenant = index.get(&hash).filter(|t| t.enabled)?;
+        tenant.secrets.iter().any(|s| s.accepts(&hash, now)).then(|| tenant.clone())
     }
 
     pub fn list(&self) -> Result<Vec<Tenant>, StoreError> {

@@ -33,12 +33,7 @@ pub enum Command {
 /// Runs a command; the error is one line meant for the operator.
 pub fn execute(directory: &Directory, config: &Config, command: Command) -> Result<Value, String> {
     match command {
-        Command::TenantCreate {
-            name,
-            origins,
-            allow_native,
-            scan_url,
-        } => {
+        Command::TenantCreate { name, origins, allow_native, scan_url } => {
             let new = NewTenant {
                 name,
                 origins,
@@ -60,9 +55,7 @@ pub fn execute(directory: &Directory, config: &Config, command: Command) -> Resu
         }
         Command::TenantRotateSecret { tenant, grace_secs } => {
             if grace_secs > MAX_GRACE_SECS {
-                return Err(format!(
-                    "grace period is longer than {MAX_GRACE_SECS} seconds"
-                ));
+                return Err(format!("grace period is longer than {MAX_GRACE_SECS} seconds"));
             }
             let grace_ms = i64::try_from(grace_secs * 1000).unwrap_or(i64::MAX);
             let (tenant, secret) = directory
@@ -99,9 +92,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         Some(at) => text.split_at(at),
         None => (text, "s"),
     };
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("bad duration {text:?}"))?;
+    let value: u64 = digits.parse().map_err(|_| format!("bad duration {text:?}"))?;
     let scale = match unit {
         "s" => 1,
         "m" => 60,
@@ -109,9 +100,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         "d" => 86400,
         _ => return Err(format!("bad duration {text:?}: use s, m, h or d")),
     };
-    value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("duration {text:?} is too long"))
+    value.checked_mul(scale).ok_or_else(|| format!("duration {text:?} is too long"))
 }
 
 #[cfg(test)]

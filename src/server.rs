@@ -13,9 +13,9 @@ use crate::config::Config;
 use crate::directory::Directory;
 use crate::http::error::ApiError;
 use crate::http::{AppState, routes};
-use crate::relay::Registry;
+use crate::relay::{ConfirmedLog, Registry};
 use crate::store::{Store, StoreError};
-use crate::tenants::{NewTenant, normalize_origin};
+use crate::tenants::{NewSecret, NewTenant, normalize_origin};
 
 /// How often finished and expired sessions are swept from memory.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -34,6 +34,8 @@ pub struct Running {
     pub public_url: String,
     /// The demo tenant's app key, when the demo is on.
     pub demo_app_key: Option<String>,
+    /// The demo tenant's API secret, only on the start that created it.
+    pub demo_secret: Option<NewSecret>,
     pub directory: Arc<Directory>,
     pub registry: Arc<Registry>,
     handle: actix_web::dev::ServerHandle,
@@ -48,11 +50,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let public_url = config.public_url(addr);
     let store = Store::open(&config.db_path())?;
     let directory = Arc::new(Directory::new(store)?);
-    let demo_app_key = match config.demo.enabled {
+    let (demo_app_key, demo_secret) = match config.demo.enabled {
         true => ensure_demo_tenant(&directory, &config, &public_url)?,
-        false => None,
+        false => (None, None),
     };
     let registry = Arc::new(Registry::default());
+    let confirmed = Arc::new(ConfirmedLog::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let admin = admin_socket::Listener::start(&config, directory.clone())?;
@@ -62,6 +65,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         public_url: public_url.clone(),
         directory: directory.clone(),
         registry: registry.clone(),
+        confirmed: confirmed.clone(),
         shutdown: shutdown_rx,
     });
     let demo = config.demo.enabled;
@@ -84,7 +88,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         loop {
             tokio::select! {
-                _ = tick.tick() => { sweeper.sweep(); }
+                _ = tick.tick() => {
+                    sweeper.sweep();
+                    confirmed.sweep(crate::protocol::now_ms());
+                }
                 _ = stop.changed() => break,
             }
         }
@@ -95,6 +102,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         addr,
         public_url,
         demo_app_key,
+        demo_secret,
         directory,
         registry,
         handle,
@@ -118,14 +126,16 @@ impl Running {
 
 /// Creates the demo tenant on first start; on later starts makes sure it
 /// still allows the current public URL. Returns its app key, or nothing when
-/// the database already had tenants but no demo.
+/// the database already had tenants but no demo, and its API secret when it
+/// was created just now.
 fn ensure_demo_tenant(
     directory: &Directory,
     config: &Config,
     public_url: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<(Option<String>, Option<NewSecret>), StoreError> {
     let origins = demo_origins(public_url);
     let existing = directory.list()?.into_iter().find(|t| t.demo);
+    let mut created_secret = None;
     let tenant = match existing {
         Some(tenant) if origins.iter().all(|o| tenant.origins.contains(o)) => tenant,
         Some(tenant) => {
@@ -138,7 +148,7 @@ fn ensure_demo_tenant(
             })?;
             tenant
         }
-        None if !directory.list()?.is_empty() => return Ok(None),
+        None if !directory.list()?.is_empty() => return Ok((None, None)),
         None => {
             let new = NewTenant {
                 name: "Demo".into(),
@@ -149,11 +159,13 @@ fn ensure_demo_tenant(
                 max_sealed_bytes: config.sessions.max_sealed_bytes,
                 demo: true,
             };
-            directory.create(new)?.0
+            let (tenant, secret) = directory.create(new)?;
+            created_secret = Some(secret);
+            tenant
         }
     };
     tracing::info!(app_key = %tenant.app_key, "demo ready at {public_url}/demo");
-    Ok(Some(tenant.app_key))
+    Ok((Some(tenant.app_key), created_secret))
 }
 
 /// The public URL's origin, plus its twin when it is a loopback address, since
@@ -163,10 +175,7 @@ fn demo_origins(public_url: &str) -> Vec<String> {
         return Vec::new();
     };
     let mut origins = vec![origin.clone()];
-    for (a, b) in [
-        ("//localhost", "//127.0.0.1"),
-        ("//127.0.0.1", "//localhost"),
-    ] {
+    for (a, b) in [("//localhost", "//127.0.0.1"), ("//127.0.0.1", "//localhost")] {
         if origin.contains(a) {
             origins.push(origin.replacen(a, b, 1));
         }

@@ -165,20 +165,19 @@ impl Tenant {
 
     /// The scan URL put in this tenant's codes.
     pub fn scan_url_or(&self, public_url: &str) -> String {
-        self.scan_url
-            .clone()
-            .unwrap_or_else(|| format!("{public_url}/q"))
+        self.scan_url.clone().unwrap_or_else(|| format!("{public_url}/q"))
     }
 
-    /// Replaces the current secret with a new one; the old one keeps working
-    /// until `grace_ms` from now. Secrets already past their grace are dropped.
+    /// Replaces the current secret with a new one; older ones keep working
+    /// for at most `grace_ms` from now. Secrets past their grace are dropped.
     pub fn rotate_secret(&mut self, grace_ms: i64) -> NewSecret {
         let now = now_ms();
-        for secret in self.secrets.iter_mut().filter(|s| s.expires_at.is_none()) {
-            secret.expires_at = Some(now + grace_ms);
+        // A shorter grace also shortens that of secrets rotated out before.
+        let until = now + grace_ms;
+        for secret in &mut self.secrets {
+            secret.expires_at = Some(secret.expires_at.map_or(until, |at| at.min(until)));
         }
-        self.secrets
-            .retain(|s| s.expires_at.is_none_or(|at| at > now));
+        self.secrets.retain(|s| s.expires_at.is_none_or(|at| at > now));
         let fresh = NewSecret::generate();
         self.secrets.push(fresh.record(now));
         fresh
@@ -197,10 +196,7 @@ pub fn normalize_origin(text: &str) -> Result<String, TenantError> {
         _ => return Err(bad()),
     };
     let host_ok = |host: &str| {
-        !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+        !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
     };
     let authority = rest.strip_suffix(default_port).unwrap_or(rest);
     let (host, port) = match authority.rsplit_once(':') {
@@ -219,9 +215,7 @@ fn validate_scan_url(url: &str) -> Result<(), TenantError> {
     let bad = || TenantError::BadScanUrl(url.to_owned());
     let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
     let scheme_ok = !scheme.is_empty()
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     if !scheme_ok || rest.is_empty() || url.chars().any(|c| c.is_whitespace() || c == '#') {
         return Err(bad());
     }
@@ -248,18 +242,12 @@ mod tests {
             normalize_origin("HTTPS://App.Example.com").as_deref(),
             Ok("https://app.example.com")
         );
-        assert_eq!(
-            normalize_origin("https://a.example:443").as_deref(),
-            Ok("https://a.example")
-        );
+        assert_eq!(normalize_origin("https://a.example:443").as_deref(), Ok("https://a.example"));
         assert_eq!(
             normalize_origin("http://127.0.0.1:8080").as_deref(),
             Ok("http://127.0.0.1:8080")
         );
-        assert_eq!(
-            normalize_origin("http://[::1]:9000").as_deref(),
-            Ok("http://[::1]:9000")
-        );
+        assert_eq!(normalize_origin("http://[::1]:9000").as_deref(), Ok("http://[::1]:9000"));
     }
 
     #[test]
@@ -289,14 +277,8 @@ mod tests {
         assert!(!tenant.secrets[0].accepts(&hash_secret("sk_other"), now_ms()));
 
         assert_eq!(new("", &[]).build().err(), Some(TenantError::BadName));
-        assert_eq!(
-            new("a\u{7}b", &[]).build().err(),
-            Some(TenantError::BadName)
-        );
-        assert!(matches!(
-            new("x", &["nope"]).build(),
-            Err(TenantError::BadOrigin(_))
-        ));
+        assert_eq!(new("a\u{7}b", &[]).build().err(), Some(TenantError::BadName));
+        assert!(matches!(new("x", &["nope"]).build(), Err(TenantError::BadOrigin(_))));
     }
 
     #[test]
@@ -305,9 +287,7 @@ mod tests {
         let fresh = tenant.rotate_secret(60_000);
         let now = now_ms();
         let works = |t: &Tenant, s: &NewSecret, at: i64| {
-            t.secrets
-                .iter()
-                .any(|r| r.accepts(&hash_secret(s.expose()), at))
+            t.secrets.iter().any(|r| r.accepts(&hash_secret(s.expose()), at))
         };
         assert!(works(&tenant, &old, now) && works(&tenant, &fresh, now));
         assert!(!works(&tenant, &old, now + 61_000) && works(&tenant, &fresh, now + 61_000));

@@ -8,7 +8,12 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 
 use super::runtime;
+use p256::ecdsa::SigningKey;
+
+use crate::backend_api::BackendClient;
+use crate::phone::device::{self, FileKeyStore, KeyStore};
 use crate::phone::{PendingLogin, PhoneClient, qr_image};
+use crate::protocol::now_ms;
 use crate::protocol::qr::QrLogin;
 
 #[derive(Subcommand)]
@@ -26,12 +31,45 @@ pub enum PhoneCommand {
         /// Do not ask; approve at once.
         #[arg(long)]
         yes: bool,
+        /// Send a login request signed with this device's key for
+        /// `--username` (server-side authentication) instead of a payload.
+        #[arg(long, requires = "username", conflicts_with_all = ["payload", "payload_file"])]
+        signed: bool,
+        /// The user whose device key signs the request.
+        #[arg(long)]
+        username: Option<String>,
+        #[command(flatten)]
+        keys: KeyDir,
+    },
+    /// Create this device's key for a user and register it with the server,
+    /// as the app's backend would, using the tenant's API secret.
+    Register {
+        #[arg(long)]
+        username: String,
+        /// The keyri server, such as http://localhost:8080.
+        #[arg(long)]
+        server: String,
+        /// The tenant's API secret; `-` reads it from standard input.
+        #[arg(long)]
+        api_secret: String,
+        /// A name for this device, shown in key lists.
+        #[arg(long, default_value = "keyri phone simulator")]
+        label: String,
+        #[command(flatten)]
+        keys: KeyDir,
     },
     /// Decline a login.
     Deny {
         #[command(flatten)]
         target: Target,
     },
+}
+
+#[derive(Args)]
+pub struct KeyDir {
+    /// Where the simulator keeps device keys (created owner-only).
+    #[arg(long, default_value = "keyri-phone-keys")]
+    key_dir: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -54,42 +92,99 @@ pub fn run(command: PhoneCommand) -> Result<(), String> {
                 payload,
                 payload_file,
                 yes,
+                signed,
+                username,
+                keys,
             } => {
-                let payload = match (payload, payload_file) {
-                    (Some(text), _) => text.into_bytes(),
-                    (None, Some(path)) => std::fs::read(&path)
+                let signer = match (signed, username) {
+                    (true, Some(username)) => Some(stored_key(&keys, username)?),
+                    _ => None,
+                };
+                let payload = match (payload, payload_file, &signer) {
+                    (_, _, Some(_)) => Vec::new(),
+                    (Some(text), _, None) => text.into_bytes(),
+                    (None, Some(path), None) => std::fs::read(&path)
                         .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-                    (None, None) => return Err("give --payload or --payload-file".into()),
+                    (None, None, None) => {
+                        return Err("give --payload, --payload-file or --signed".into());
+                    }
                 };
                 let (client, login) = fetch(&target).await?;
+                let payload = match &signer {
+                    Some((key, username)) => {
+                        device::signed_payload(key, username, &login, now_ms()).into_bytes()
+                    }
+                    None => payload,
+                };
                 show(&login);
                 if !yes && !ask("Approve this login?")? {
-                    client
-                        .deny(&login.session_id)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    client.deny(&login.session_id).await.map_err(|e| e.to_string())?;
                     println!("Denied.");
                     return Ok(());
                 }
-                client
-                    .confirm(&login, &payload)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                client.confirm(&login, &payload).await.map_err(|e| e.to_string())?;
                 println!("Approved: the payload was sealed and handed to the browser.");
                 Ok(())
+            }
+            PhoneCommand::Register { username, server, api_secret, label, keys } => {
+                register(&username, &server, &api_secret, &label, &keys).await
             }
             PhoneCommand::Deny { target } => {
                 let (client, login) = fetch(&target).await?;
                 show(&login);
-                client
-                    .deny(&login.session_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                client.deny(&login.session_id).await.map_err(|e| e.to_string())?;
                 println!("Denied.");
                 Ok(())
             }
         }
     })
+}
+
+fn stored_key(keys: &KeyDir, username: String) -> Result<(SigningKey, String), String> {
+    let store = FileKeyStore::new(&keys.key_dir);
+    let key = store.load(&username).map_err(|e| e.to_string())?;
+    let key = key.ok_or_else(|| {
+        format!("no device key for {username:?} here: run `keyri phone register` first")
+    })?;
+    Ok((key, username))
+}
+
+async fn register(
+    username: &str,
+    server: &str,
+    api_secret: &str,
+    label: &str,
+    keys: &KeyDir,
+) -> Result<(), String> {
+    let secret = match api_secret {
+        "-" => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+            line.trim().to_owned()
+        }
+        given => given.to_owned(),
+    };
+    let store = FileKeyStore::new(&keys.key_dir);
+    let key = device::device_key(&store, username).map_err(|e| e.to_string())?;
+    let public_key = device::public_key_b64(&key);
+
+    let answer = BackendClient::new(server, &secret)
+        .register_key(username, &public_key, label)
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    if !answer.is_success() && answer.error() != Some("already_registered") {
+        let message = answer.body.get("message").and_then(|m| m.as_str()).unwrap_or("");
+        return Err(format!(
+            "registration refused ({}): {}: {message}",
+            answer.status,
+            answer.error().unwrap_or("?")
+        ));
+    }
+    let key_id = crate::protocol::PublicKey::from_b64(&public_key)
+        .map(|k| k.fingerprint().to_string())
+        .unwrap_or_default();
+    println!("Device key {key_id} is registered for {username}.");
+    Ok(())
 }
 
 /// Reads the code and fetches its session, checking the key binding.
@@ -99,10 +194,7 @@ async fn fetch(target: &Target) -> Result<(PhoneClient, PendingLogin), String> {
     let server = match &target.server {
         Some(server) => server.clone(),
         None => PhoneClient::server_from_scan_url(&qr.scan_url).ok_or_else(|| {
-            format!(
-                "the code's scan URL {} names no server: give --server",
-                qr.scan_url
-            )
+            format!("the code's scan URL {} names no server: give --server", qr.scan_url)
         })?,
     };
     let client = PhoneClient::new(&server, &target.app_key);
@@ -124,13 +216,7 @@ fn show(login: &PendingLogin) {
     let view = &login.view;
     let widget = &view.widget;
     println!("Login request");
-    println!(
-        "  from:     {}",
-        widget
-            .origin
-            .as_deref()
-            .unwrap_or("a native app (no web origin)")
-    );
+    println!("  from:     {}", widget.origin.as_deref().unwrap_or("a native app (no web origin)"));
     println!("  browser:  {} on {}", widget.browser, widget.os);
     println!("  address:  {} (this phone: {})", widget.ip, view.mobile.ip);
     if let Some(location) = &widget.location {
@@ -155,12 +241,6 @@ fn ask(question: &str) -> Result<bool, String> {
     print!("{question} [y/N] ");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    Ok(matches!(
-        line.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }

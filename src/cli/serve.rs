@@ -10,25 +10,23 @@ use crate::server;
 pub fn run(config: Config) -> Result<(), String> {
     let filter = EnvFilter::try_new(&config.log.level)
         .map_err(|e| format!("log.level {:?}: {e}", config.log.level))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 
     runtime()?.block_on(async {
         let addr = config.bind_addr().map_err(|e| e.to_string())?;
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let running = server::start(config, listener)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(app_key) = &running.demo_app_key {
-            println!(
-                "keyri is running. Demo: {}/demo (app key {app_key})",
-                running.public_url
-            );
-        } else {
-            println!("keyri is running at {}", running.public_url);
+        let running = server::start(config, listener).await.map_err(|e| e.to_string())?;
+        match &running.demo_app_key {
+            Some(app_key) => {
+                println!("keyri is running. Demo: {}/demo (app key {app_key})", running.public_url)
+            }
+            None => println!("keyri is running at {}", running.public_url),
+        }
+        if let Some(secret) = &running.demo_secret {
+            // Printed, never logged: like `keyri tenant create`, the one time
+            // the secret is shown.
+            println!("Demo tenant created. Its API secret, shown only now: {}", secret.expose());
         }
 
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

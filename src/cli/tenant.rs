@@ -47,27 +47,11 @@ pub enum TenantCommand {
 
 pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
     let (command, json) = match command {
-        TenantCommand::Create {
-            name,
-            origins,
-            allow_native,
-            scan_url,
-            json,
-        } => (
-            Command::TenantCreate {
-                name,
-                origins,
-                allow_native,
-                scan_url,
-            },
-            json,
-        ),
+        TenantCommand::Create { name, origins, allow_native, scan_url, json } => {
+            (Command::TenantCreate { name, origins, allow_native, scan_url }, json)
+        }
         TenantCommand::List { json } => (Command::TenantList, json),
-        TenantCommand::RotateSecret {
-            tenant,
-            grace,
-            json,
-        } => {
+        TenantCommand::RotateSecret { tenant, grace, json } => {
             let grace_secs = ops::parse_duration(&grace)?;
             (Command::TenantRotateSecret { tenant, grace_secs }, json)
         }
@@ -109,11 +93,7 @@ fn print(value: &Value, json: bool) {
         println!("no tenants");
     }
     for row in rows {
-        println!(
-            "{}  {}",
-            row["id"].as_str().unwrap_or(""),
-            row["name"].as_str().unwrap_or("")
-        );
+        println!("{}  {}", row["id"].as_str().unwrap_or(""), row["name"].as_str().unwrap_or(""));
         println!("  app key:  {}", row["appKey"].as_str().unwrap_or(""));
         let origins: Vec<&str> = row["origins"]
             .as_array()

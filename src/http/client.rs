@@ -7,8 +7,7 @@ use actix_web::HttpRequest;
 /// The caller's address as seen on the socket.
 // TODO: honour X-Forwarded-For / Forwarded from configured trusted proxies.
 pub fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+    req.peer_addr().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
 }
 
 pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -31,11 +30,7 @@ pub fn browser_and_os(ua: &str) -> (String, String) {
     let version_after = |marker: &str| {
         ua.split(marker)
             .nth(1)
-            .map(|rest| {
-                rest.split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .unwrap_or("")
-            })
+            .map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""))
             .filter(|v| !v.is_empty())
     };
     let browsers = [
@@ -62,10 +57,8 @@ pub fn browser_and_os(ua: &str) -> (String, String) {
         ("Web0S", "webOS"),
         ("Linux", "Linux"),
     ];
-    let os = systems
-        .iter()
-        .find(|(marker, _)| ua.contains(marker))
-        .map_or("Unknown", |(_, name)| name);
+    let os =
+        systems.iter().find(|(marker, _)| ua.contains(marker)).map_or("Unknown", |(_, name)| name);
     (browser, os.to_owned())
 }
 
@@ -77,18 +70,12 @@ mod tests {
     fn reads_common_user_agents() {
         let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
                       (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
-        assert_eq!(
-            browser_and_os(chrome),
-            ("Chrome 156".into(), "Windows".into())
-        );
+        assert_eq!(browser_and_os(chrome), ("Chrome 156".into(), "Windows".into()));
         let safari = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 \
                       (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
         assert_eq!(browser_and_os(safari), ("Safari 17".into(), "macOS".into()));
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0";
-        assert_eq!(
-            browser_and_os(firefox),
-            ("Firefox 130".into(), "Linux".into())
-        );
+        assert_eq!(browser_and_os(firefox), ("Firefox 130".into(), "Linux".into()));
         assert_eq!(browser_and_os(""), ("Unknown".into(), "Unknown".into()));
     }
 
@@ -97,10 +84,7 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
         assert!(!different_network(ip("203.0.113.7"), ip("203.0.113.200")));
         assert!(different_network(ip("203.0.113.7"), ip("203.0.114.7")));
-        assert!(!different_network(
-            ip("2001:db8:1::1"),
-            ip("2001:db8:1:ff::2")
-        ));
+        assert!(!different_network(ip("2001:db8:1::1"), ip("2001:db8:1:ff::2")));
         assert!(different_network(ip("2001:db8:1::1"), ip("2001:db8:2::1")));
         assert!(different_network(ip("203.0.113.7"), ip("2001:db8::1")));
         assert!(!different_network(ip("::ffff:10.0.0.1"), ip("10.0.0.9")));

@@ -4,6 +4,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::auth::VerifyError;
 use crate::protocol::messages::ErrorBody;
 use crate::relay::RelayError;
 
@@ -12,7 +13,14 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
     Forbidden(String),
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    /// A refused verification: answered as `{"valid":false,…}`.
+    #[error("{0}")]
+    Verify(VerifyError),
     #[error("no such session")]
     NotFound,
     #[error("the session was already confirmed or denied")]
@@ -31,7 +39,10 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::Conflict(code, _) => code,
+            Self::Verify(e) => e.code(),
             Self::NotFound => "not_found",
             Self::AlreadyFinished => "already_finished",
             Self::WidgetGone => "widget_gone",
@@ -60,7 +71,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(..) => StatusCode::CONFLICT,
+            Self::Verify(VerifyError::Malformed(_)) => StatusCode::BAD_REQUEST,
+            Self::Verify(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::AlreadyFinished => StatusCode::CONFLICT,
             Self::WidgetGone => StatusCode::GONE,
@@ -74,14 +89,23 @@ impl ResponseError for ApiError {
         if let Self::Internal(detail) = self {
             tracing::error!(%detail, "request failed");
         }
-        let body = ErrorBody {
-            error: self.code().into(),
-            message: self.to_string(),
-        };
+        let body = ErrorBody { error: self.code().into(), message: self.to_string() };
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CACHE_CONTROL, "no-store"));
-        if let Self::RateLimited(secs) = self {
-            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        match self {
+            Self::RateLimited(secs) => {
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            Self::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::Verify(_) => {
+                let body = serde_json::json!({
+                    "valid": false, "error": body.error, "message": body.message,
+                });
+                return response.json(body);
+            }
+            _ => {}
         }
         response.json(body)
     }

@@ -1,6 +1,9 @@
 //! The HTTP face of the server: routes and the state they share.
 
+mod backend;
+mod body;
 pub mod client;
+mod demo_backend;
 pub mod error;
 mod pages;
 mod phone;
@@ -11,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::relay::Registry;
+use crate::relay::{ConfirmedLog, Registry};
 
 /// Everything a request handler may use; one per server, no globals.
 pub struct AppState {
@@ -19,6 +22,8 @@ pub struct AppState {
     pub public_url: String,
     pub directory: std::sync::Arc<Directory>,
     pub registry: std::sync::Arc<Registry>,
+    /// Confirmed sessions awaiting server-side verification.
+    pub confirmed: std::sync::Arc<ConfirmedLog>,
     /// Flips to true when the server begins to stop.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -28,11 +33,16 @@ pub fn routes(cfg: &mut web::ServiceConfig, demo: bool) {
         .route("/v1/sessions/{id}", web::get().to(phone::view))
         .route("/v1/sessions/{id}/confirm", web::post().to(phone::confirm))
         .route("/v1/sessions/{id}/deny", web::post().to(phone::deny))
+        .route("/v1/users/{username}/keys", web::post().to(backend::add_key))
+        .route("/v1/users/{username}/keys", web::get().to(backend::list_keys))
+        .route("/v1/users/{username}/keys/{key_id}", web::delete().to(backend::revoke_key))
+        .route("/v1/verify", web::post().to(backend::verify))
         .route("/widget/keyri.js", web::get().to(pages::widget_bundle))
         .route("/assets/{path:.*}", web::get().to(pages::asset))
         .route("/q", web::get().to(pages::scan))
         .route("/healthz", web::get().to(|| async { "ok" }));
     if demo {
-        cfg.route("/demo", web::get().to(pages::demo));
+        cfg.route("/demo", web::get().to(pages::demo))
+            .route("/demo/verify", web::post().to(demo_backend::verify));
     }
 }

@@ -16,16 +16,14 @@ use super::error::ApiError;
 struct Assets;
 
 /// Files concatenated, in order, into `/widget/keyri.js`.
-const WIDGET_PARTS: [&str; 3] = [
-    "vendor/qrcode-generator/qrcode.js",
-    "widget/hpke.js",
-    "widget/widget.js",
-];
+const WIDGET_PARTS: [&str; 3] =
+    ["vendor/qrcode-generator/qrcode.js", "widget/hpke.js", "widget/widget.js"];
 
 #[derive(Template)]
 #[template(path = "demo.html")]
 struct DemoPage<'a> {
     app_key: &'a str,
+    public_url: &'a str,
 }
 
 #[derive(Template)]
@@ -61,7 +59,7 @@ pub async fn demo(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         .find(|t| t.demo && t.enabled)
         .map(|t| t.app_key)
         .ok_or(ApiError::NotFound)?;
-    let page = DemoPage { app_key: &app_key }
+    let page = DemoPage { app_key: &app_key, public_url: &state.public_url }
         .render()
         .map_err(ApiError::internal)?;
     Ok(html(&state, page))

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 
 use super::AppState;
+use super::body::{parse_json, read_body_reporting};
 use super::client::{browser_and_os, client_ip, different_network, header_str};
 use super::error::ApiError;
 use crate::protocol::messages::{
@@ -45,7 +45,7 @@ pub async fn confirm(
     let tenant = calling_tenant(&req, &state)?;
 
     let limit = tenant.max_sealed_bytes as usize;
-    let body = read_body(body, limit.div_ceil(3) * 4 + BODY_OVERHEAD, limit).await?;
+    let body = read_body_reporting(body, limit.div_ceil(3) * 4 + BODY_OVERHEAD, limit).await?;
     let request: ConfirmRequest = parse_json(&body)?;
     let sealed = b64::decode(&request.sealed)
         .map_err(|_| ApiError::BadRequest("sealed is not base64url without padding".into()))?;
@@ -57,6 +57,8 @@ pub async fn confirm(
     let session = find_session(&state, &tenant, &path)?;
     session.finish(Outcome::Confirmed)?;
     session.deliver(request.sealed, DELIVERY_TIMEOUT).await?;
+    let origin = session.widget.origin.as_deref();
+    state.confirmed.record(&session.id, &tenant.id, origin, crate::protocol::now_ms());
     tracing::info!(tenant = %tenant.id, session = %session.id, "session confirmed");
 
     Ok(status("confirmed"))
@@ -78,9 +80,7 @@ pub async fn deny(
 }
 
 fn status(status: &str) -> HttpResponse {
-    no_store(HttpResponse::Ok()).json(StatusResponse {
-        status: status.into(),
-    })
+    no_store(HttpResponse::Ok()).json(StatusResponse { status: status.into() })
 }
 
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
@@ -120,11 +120,7 @@ fn session_view(session: &Session, req: &HttpRequest) -> SessionView {
 
     SessionView {
         session_id: session.id.to_string(),
-        status: if session.was_scanned() {
-            SessionStatus::Scanned
-        } else {
-            SessionStatus::Pending
-        },
+        status: if session.was_scanned() { SessionStatus::Scanned } else { SessionStatus::Pending },
         public_key: session.public_key.to_b64(),
         created_at: session.created_at,
         expires_at: session.expires_at,
@@ -136,27 +132,7 @@ fn session_view(session: &Session, req: &HttpRequest) -> SessionView {
             os,
             location: None,
         },
-        mobile: MobileInfo {
-            ip: mobile_ip.to_string(),
-        },
+        mobile: MobileInfo { ip: mobile_ip.to_string() },
         risk: risks,
     }
-}
-
-/// Reads a request body of at most `max` bytes; a longer one is `too_large`
-/// with the payload limit `limit` in its message.
-async fn read_body(mut body: web::Payload, max: usize, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-        if bytes.len() + chunk.len() > max {
-            return Err(ApiError::TooLarge(limit));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
 }

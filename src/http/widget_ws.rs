@@ -76,21 +76,14 @@ pub async fn connect(
 fn check_origin(tenant: &Tenant, origin: Option<&str>) -> Result<(), ApiError> {
     match origin {
         Some(origin) if tenant.allows_origin(origin) => Ok(()),
-        Some(_) => Err(ApiError::Forbidden(
-            "this origin is not allowed for the app key".into(),
-        )),
+        Some(_) => Err(ApiError::Forbidden("this origin is not allowed for the app key".into())),
         None if tenant.allow_native => Ok(()),
-        None => Err(ApiError::Forbidden(
-            "native clients are not allowed for the app key".into(),
-        )),
+        None => Err(ApiError::Forbidden("native clients are not allowed for the app key".into())),
     }
 }
 
 fn close(code: CloseCode, reason: &str) -> CloseReason {
-    CloseReason {
-        code,
-        description: Some(reason.into()),
-    }
+    CloseReason { code, description: Some(reason.into()) }
 }
 
 async fn send(socket: &mut actix_ws::Session, message: &WidgetOut) -> bool {
@@ -100,10 +93,7 @@ async fn send(socket: &mut actix_ws::Session, message: &WidgetOut) -> bool {
 
 /// Sends an error frame; returns the close reason to end the socket with.
 async fn fail(socket: &mut actix_ws::Session, error: &str, message: &str) -> CloseReason {
-    let frame = WidgetOut::Error {
-        error: error.into(),
-        message: message.into(),
-    };
+    let frame = WidgetOut::Error { error: error.into(), message: message.into() };
     send(socket, &frame).await;
     close(CloseCode::Policy, error)
 }
@@ -117,9 +107,7 @@ async fn hello(
     let first = loop {
         match tokio::time::timeout(deadline, stream.recv()).await {
             Err(_) => {
-                return Err(
-                    fail(socket, "hello_timeout", "no hello within the time allowed").await,
-                );
+                return Err(fail(socket, "hello_timeout", "no hello within the time allowed").await);
             }
             Ok(None) | Ok(Some(Err(_))) => return Err(close(CloseCode::Protocol, "closed")),
             Ok(Some(Ok(AggregatedMessage::Ping(bytes)))) => {
@@ -158,16 +146,12 @@ async fn run(
     mut stream: AggregatedMessageStream,
 ) -> CloseReason {
     let limits = &state.config.sessions;
-    let public_key = match hello(
-        &mut socket,
-        &mut stream,
-        Duration::from_secs(limits.hello_timeout_secs),
-    )
-    .await
-    {
-        Ok(key) => key,
-        Err(reason) => return reason,
-    };
+    let public_key =
+        match hello(&mut socket, &mut stream, Duration::from_secs(limits.hello_timeout_secs)).await
+        {
+            Ok(key) => key,
+            Err(reason) => return reason,
+        };
 
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let lifetime_ms = i64::from(tenant.session_lifetime_secs) * 1000;

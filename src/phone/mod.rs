@@ -2,6 +2,7 @@
 //! user must see, check the widget's key against the code, then seal and
 //! confirm, or deny. The `keyri phone` simulator is built on it.
 
+pub mod device;
 pub mod qr_image;
 
 use reqwest::StatusCode;
@@ -16,11 +17,7 @@ pub enum PhoneError {
     #[error("cannot reach the server: {0}")]
     Http(#[from] reqwest::Error),
     #[error("server refused ({status}): {error}: {message}")]
-    Server {
-        status: u16,
-        error: String,
-        message: String,
-    },
+    Server { status: u16, error: String, message: String },
     #[error("the key the server returned does not match the code: refusing to seal")]
     KeyMismatch,
     #[error("the server answered for another session: refusing to seal")]
@@ -105,19 +102,14 @@ impl PhoneClient {
         if public_key.fingerprint() != qr.fingerprint {
             return Err(PhoneError::KeyMismatch);
         }
-        Ok(PendingLogin {
-            session_id: qr.session_id.clone(),
-            view,
-            public_key,
-        })
+        Ok(PendingLogin { session_id: qr.session_id.clone(), view, public_key })
     }
 
     /// Seals `payload` to the widget's key and confirms the login.
     pub async fn confirm(&self, login: &PendingLogin, payload: &[u8]) -> Result<(), PhoneError> {
         let info = payload_info(&login.session_id);
         let sealed = hpke::seal(login.public_key.as_bytes(), &info, payload)?;
-        self.confirm_sealed(&login.session_id, &b64::encode(sealed))
-            .await
+        self.confirm_sealed(&login.session_id, &b64::encode(sealed)).await
     }
 
     /// Confirms with an already sealed payload (base64url).
@@ -126,9 +118,7 @@ impl PhoneClient {
         session: &SessionId,
         sealed: &str,
     ) -> Result<(), PhoneError> {
-        let body = ConfirmRequest {
-            sealed: sealed.to_owned(),
-        };
+        let body = ConfirmRequest { sealed: sealed.to_owned() };
         let response = self
             .http
             .post(self.url(session, "/confirm"))
@@ -156,10 +146,7 @@ impl PhoneClient {
 fn expect_status(status: &StatusResponse, wanted: &str) -> Result<(), PhoneError> {
     match status.status == wanted {
         true => Ok(()),
-        false => Err(PhoneError::BadResponse(format!(
-            "status {:?}",
-            status.status
-        ))),
+        false => Err(PhoneError::BadResponse(format!("status {:?}", status.status))),
     }
 }
 
@@ -186,18 +173,9 @@ mod tests {
     #[test]
     fn server_is_derived_from_http_scan_urls_only() {
         let from = PhoneClient::server_from_scan_url;
-        assert_eq!(
-            from("https://id.example.com/q").as_deref(),
-            Some("https://id.example.com")
-        );
-        assert_eq!(
-            from("https://x.example/keyri/q").as_deref(),
-            Some("https://x.example/keyri")
-        );
-        assert_eq!(
-            from("https://x.example/link").as_deref(),
-            Some("https://x.example")
-        );
+        assert_eq!(from("https://id.example.com/q").as_deref(), Some("https://id.example.com"));
+        assert_eq!(from("https://x.example/keyri/q").as_deref(), Some("https://x.example/keyri"));
+        assert_eq!(from("https://x.example/link").as_deref(), Some("https://x.example"));
         assert_eq!(from("myapp://keyri"), None);
     }
 }

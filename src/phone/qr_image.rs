@@ -65,10 +65,7 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_png() {
-        assert!(matches!(
-            decode_png(b"not a png"),
-            Err(QrImageError::Png(_))
-        ));
+        assert!(matches!(decode_png(b"not a png"), Err(QrImageError::Png(_))));
     }
 
     #[test]

@@ -68,9 +68,7 @@ fn seal_with_ephemeral(
     let (key, nonce) = key_schedule(&shared, info);
 
     let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| HpkeError::OpenFailed)?;
-    let body = cipher
-        .encrypt(&nonce.into(), plaintext)
-        .map_err(|_| HpkeError::OpenFailed)?;
+    let body = cipher.encrypt(&nonce.into(), plaintext).map_err(|_| HpkeError::OpenFailed)?;
 
     let mut sealed = enc;
     sealed.extend_from_slice(&body);
@@ -91,9 +89,7 @@ pub fn open(recipient: &SecretKey, info: &[u8], sealed: &[u8]) -> Result<Vec<u8>
     let (key, nonce) = key_schedule(&shared, info);
 
     let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| HpkeError::OpenFailed)?;
-    cipher
-        .decrypt(&nonce.into(), body)
-        .map_err(|_| HpkeError::OpenFailed)
+    cipher.decrypt(&nonce.into(), body).map_err(|_| HpkeError::OpenFailed)
 }
 
 /// The 65-byte uncompressed SEC1 form of a public key.

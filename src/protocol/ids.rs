@@ -112,10 +112,7 @@ impl PublicKey {
             return None;
         }
         let key = p256::PublicKey::from_sec1_bytes(bytes).ok()?;
-        Some(Self {
-            point: bytes.to_vec(),
-            key,
-        })
+        Some(Self { point: bytes.to_vec(), key })
     }
 
     pub fn from_b64(text: &str) -> Option<Self> {

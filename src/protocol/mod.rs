@@ -22,8 +22,7 @@ pub fn payload_info(session: &SessionId) -> Vec<u8> {
 
 /// Current time as Unix milliseconds, the protocol's time unit.
 pub fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }

@@ -55,15 +55,8 @@ impl QrLogin {
 
     /// The QR text as the widget builds it.
     pub fn to_text(&self) -> String {
-        let joiner = if self.scan_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        format!(
-            "{}{joiner}s={}&k={}",
-            self.scan_url, self.session_id, self.fingerprint
-        )
+        let joiner = if self.scan_url.contains('?') { '&' } else { '?' };
+        format!("{}{joiner}s={}&k={}", self.scan_url, self.session_id, self.fingerprint)
     }
 }
 

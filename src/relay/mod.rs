@@ -1,8 +1,10 @@
 //! The in-memory relay: live login sessions, each tied to the one widget
 //! socket that created it, finished exactly once.
 
+mod confirmed;
 mod registry;
 mod session;
 
+pub use confirmed::{ConfirmedLog, ConsumeError, VERIFY_WINDOW_MS};
 pub use registry::{Registry, WidgetGuard};
 pub use session::{Event, Outcome, RelayError, Session, WidgetMeta};

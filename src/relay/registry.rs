@@ -28,9 +28,7 @@ impl Drop for WidgetGuard {
 
 impl Registry {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a new session for the widget that holds the returned guard.
@@ -56,9 +54,6 @@ impl Registry {
 
     /// Sessions not yet finished.
     pub fn open_count(&self) -> usize {
-        self.map()
-            .values()
-            .filter(|s| s.outcome().is_none())
-            .count()
+        self.map().values().filter(|s| s.outcome().is_none()).count()
     }
 }

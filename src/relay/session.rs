@@ -90,9 +90,7 @@ impl Session {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // The lock guards a plain enum; a panic elsewhere cannot leave it torn.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn is_expired(&self, now: i64) -> bool {

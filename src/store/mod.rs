@@ -3,13 +3,15 @@
 //! the change is on disk, and a crash leaves a file that opens.
 
 mod tables;
+mod user_keys;
 
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::tenants::{Tenant, TenantError};
-use tables::{APP_KEYS, SECRETS, TENANTS};
+use tables::{APP_KEYS, TENANTS, USER_INDEX, USER_KEYS};
+pub use user_keys::AddKeyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,10 +26,7 @@ pub enum StoreError {
     #[error("the database is closed because the server is stopping")]
     Closed,
     #[error("cannot create {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 macro_rules! from_redb {
@@ -37,12 +36,7 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
 pub struct Store {
     db: Database,
@@ -63,7 +57,8 @@ impl Store {
         let txn = db.begin_write()?;
         txn.open_table(TENANTS)?;
         txn.open_table(APP_KEYS)?;
-        txn.open_table(SECRETS)?;
+        txn.open_table(USER_KEYS)?;
+        txn.open_table(USER_INDEX)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -84,17 +79,13 @@ impl Store {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(TENANTS)?;
         let found = table.get(id)?;
-        Ok(found
-            .map(|v| serde_json::from_slice(v.value()))
-            .transpose()?)
+        Ok(found.map(|v| serde_json::from_slice(v.value())).transpose()?)
     }
 
     /// Adds a new tenant; names are unique, ignoring case.
     pub fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        let taken = self
-            .tenants()?
-            .iter()
-            .any(|t| t.name.to_lowercase() == tenant.name.to_lowercase());
+        let taken =
+            self.tenants()?.iter().any(|t| t.name.to_lowercase() == tenant.name.to_lowercase());
         if taken {
             return Err(TenantError::NameTaken(tenant.name.clone()).into());
         }
@@ -107,7 +98,6 @@ impl Store {
         {
             let mut tenants = txn.open_table(TENANTS)?;
             let mut app_keys = txn.open_table(APP_KEYS)?;
-            let mut secrets = txn.open_table(SECRETS)?;
 
             let previous: Option<Tenant> = tenants
                 .get(tenant.id.as_str())?
@@ -115,33 +105,14 @@ impl Store {
                 .transpose()?;
             if let Some(old) = previous {
                 app_keys.remove(old.app_key.as_str())?;
-                for secret in &old.secrets {
-                    secrets.remove(secret.hash.as_str())?;
-                }
             }
 
             let json = serde_json::to_vec(tenant)?;
             tenants.insert(tenant.id.as_str(), json.as_slice())?;
             app_keys.insert(tenant.app_key.as_str(), tenant.id.as_str())?;
-            for secret in &tenant.secrets {
-                secrets.insert(secret.hash.as_str(), tenant.id.as_str())?;
-            }
         }
         txn.commit()?;
         Ok(())
-    }
-
-    /// Finds the tenant that owns the API secret with this hash.
-    pub fn tenant_by_secret_hash(&self, hash: &str) -> Result<Option<Tenant>, StoreError> {
-        let id = {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(SECRETS)?;
-            table.get(hash)?.map(|v| v.value().to_owned())
-        };
-        match id {
-            Some(id) => self.tenant(&id),
-            None => Ok(None),
-        }
     }
 }
 
@@ -150,16 +121,9 @@ impl Store {
 pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::DirBuilderExt;
 
-    let io = |source| StoreError::Io {
-        path: dir.display().to_string(),
-        source,
-    };
+    let io = |source| StoreError::Io { path: dir.display().to_string(), source };
     if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
     }
     Ok(())
 }
@@ -167,7 +131,7 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenants::{NewTenant, hash_secret};
+    use crate::tenants::NewTenant;
 
     fn tenant(name: &str) -> Tenant {
         let new = NewTenant {
@@ -181,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn tenants_survive_reopening_and_are_found_by_secret() {
+    fn tenants_survive_reopening_and_updates_replace_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("data/keyri.redb");
         let mut acme = tenant("Acme");
@@ -192,19 +156,10 @@ mod tests {
         let store = Store::open(&path).expect("reopens");
         assert_eq!(store.tenants().expect("lists"), vec![acme.clone()]);
 
-        let old_hash = acme.secrets[0].hash.clone();
-        let fresh = acme.rotate_secret(0);
+        acme.rotate_secret(0);
         store.put_tenant(&acme).expect("updated");
-        let by_new = store
-            .tenant_by_secret_hash(&hash_secret(fresh.expose()))
-            .expect("reads");
-        assert_eq!(by_new.map(|t| t.id), Some(acme.id.clone()));
-        assert!(
-            store
-                .tenant_by_secret_hash(&old_hash)
-                .expect("reads")
-                .is_none()
-        );
+        assert_eq!(store.tenant(&acme.id).expect("reads"), Some(acme.clone()));
+        assert_eq!(store.tenants().expect("lists").len(), 1);
     }
 
     #[test]

@@ -6,5 +6,18 @@ use redb::TableDefinition;
 pub const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 /// App key → tenant id.
 pub const APP_KEYS: TableDefinition<&str, &str> = TableDefinition::new("app_keys");
-/// Hash of an API secret → tenant id.
-pub const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("api_secrets");
+/// `tenant id \0 key id` → device key record as JSON.
+pub const USER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_keys");
+/// `tenant id \0 username \0 key id` → nothing: a user's keys in order.
+pub const USER_INDEX: TableDefinition<&str, &[u8]> = TableDefinition::new("user_key_index");
+
+/// The key of a device key record. Ids and usernames hold no control
+/// characters, so NUL separates them unambiguously.
+pub fn user_key(tenant: &str, key_id: &str) -> String {
+    format!("{tenant}\0{key_id}")
+}
+
+/// The prefix under which a user's keys are indexed.
+pub fn user_prefix(tenant: &str, username: &str) -> String {
+    format!("{tenant}\0{username}\0")
+}

@@ -53,16 +53,9 @@ async fn the_demo_page_receives_a_payload_approved_from_its_screenshot() {
     let browser = Browser::start().await;
     browser.goto(&format!("{}/demo", app.url)).await;
 
-    let shown = browser
-        .wait_for(
-            "return document.getElementById('qr-text').textContent",
-            "a code",
-        )
-        .await;
-    let state = browser.eval(
-        "return document.getElementById('state').textContent",
-        json!([]),
-    );
+    let shown =
+        browser.wait_for("return document.getElementById('qr-text').textContent", "a code").await;
+    let state = browser.eval("return document.getElementById('state').textContent", json!([]));
     assert_eq!(state.await, json!("waiting"));
 
     let png = browser.screenshot().await;
@@ -74,39 +67,20 @@ async fn the_demo_page_receives_a_payload_approved_from_its_screenshot() {
     let phone = app.phone();
     let login = phone.fetch(&qr).await.expect("the phone finds the session");
     assert_eq!(login.view.widget.origin.as_deref(), Some(app.url.as_str()));
-    assert!(
-        login.view.widget.browser.starts_with("Chrome"),
-        "{}",
-        login.view.widget.browser
-    );
+    assert!(login.view.widget.browser.starts_with("Chrome"), "{}", login.view.widget.browser);
     browser
-        .wait_for(
-            "return document.getElementById('state').textContent === 'scanned'",
-            "scanned",
-        )
+        .wait_for("return document.getElementById('state').textContent === 'scanned'", "scanned")
         .await;
 
-    phone
-        .confirm(&login, "signed in ✓".as_bytes())
-        .await
-        .expect("confirmed");
+    phone.confirm(&login, "signed in ✓".as_bytes()).await.expect("confirmed");
     let payload = browser
-        .wait_for(
-            "return document.getElementById('payload').textContent",
-            "the payload",
-        )
+        .wait_for("return document.getElementById('payload').textContent", "the payload")
         .await;
     assert_eq!(payload, json!("signed in ✓"));
-    let state = browser.eval(
-        "return document.getElementById('state').textContent",
-        json!([]),
-    );
+    let state = browser.eval("return document.getElementById('state').textContent", json!([]));
     assert_eq!(state.await, json!("confirmed"));
-    std::fs::write(
-        artifacts().join("demo-confirmed.png"),
-        browser.screenshot().await,
-    )
-    .expect("saved");
+    std::fs::write(artifacts().join("demo-confirmed.png"), browser.screenshot().await)
+        .expect("saved");
 
     browser.quit().await;
     app.stop().await;
@@ -117,12 +91,8 @@ async fn the_widget_shows_a_denial_and_a_fresh_code_after_expiry() {
     let app = TestApp::start_with(|c| c.sessions.lifetime_secs = 2).await;
     let browser = Browser::start().await;
     browser.goto(&format!("{}/demo", app.url)).await;
-    let first = browser
-        .wait_for(
-            "return document.getElementById('qr-text').textContent",
-            "a code",
-        )
-        .await;
+    let first =
+        browser.wait_for("return document.getElementById('qr-text').textContent", "a code").await;
 
     // Expiry: the widget fetches a new code by itself.
     let script = format!(
@@ -133,16 +103,9 @@ async fn the_widget_shows_a_denial_and_a_fresh_code_after_expiry() {
 
     app.phone().deny(&qr.session_id).await.expect("denied");
     browser
-        .wait_for(
-            "return document.getElementById('state').textContent === 'denied'",
-            "denied",
-        )
+        .wait_for("return document.getElementById('state').textContent === 'denied'", "denied")
         .await;
-    std::fs::write(
-        artifacts().join("demo-denied.png"),
-        browser.screenshot().await,
-    )
-    .expect("saved");
+    std::fs::write(artifacts().join("demo-denied.png"), browser.screenshot().await).expect("saved");
     browser.quit().await;
     app.stop().await;
 }
@@ -186,34 +149,21 @@ async fn the_widget_hpke_opens_the_vectors_and_interoperates_with_the_rust_code(
     let app = TestApp::start().await;
     let browser = Browser::start().await;
     browser.goto(&format!("{}/demo", app.url)).await;
-    browser
-        .wait_for("return typeof Keyri === 'object'", "the widget script")
-        .await;
+    browser.wait_for("return typeof Keyri === 'object'", "the widget script").await;
 
     let cases = vectors()["cases"].clone();
     let opened = browser.eval_async(OPEN_VECTORS, json!([cases])).await;
-    let expected: Vec<Value> = cases
-        .as_array()
-        .expect("cases")
-        .iter()
-        .map(|c| c["plaintext"].clone())
-        .collect();
+    let expected: Vec<Value> =
+        cases.as_array().expect("cases").iter().map(|c| c["plaintext"].clone()).collect();
     assert_eq!(opened, json!(expected));
 
     let secret = <SecretKey as p256::elliptic_curve::Generate>::generate();
     let public = hpke::uncompressed(&secret.public_key());
     let info = b"keyri/v1/payload:AAAAAAAAAAAAAAAAAAAAAA";
-    let args = json!([
-        b64::encode(&public),
-        b64::encode(info),
-        "sealed in the page"
-    ]);
+    let args = json!([b64::encode(&public), b64::encode(info), "sealed in the page"]);
     let sealed = browser.eval_async(SEAL_IN_PAGE, args).await;
     let sealed = b64::decode(sealed.as_str().expect("text")).expect("base64url");
-    assert_eq!(
-        hpke::open(&secret, info, &sealed).expect("Rust opens"),
-        b"sealed in the page"
-    );
+    assert_eq!(hpke::open(&secret, info, &sealed).expect("Rust opens"), b"sealed in the page");
 
     let from_rust = hpke::seal(&public, info, b"sealed in Rust").expect("seals");
     let args = json!([
@@ -222,10 +172,7 @@ async fn the_widget_hpke_opens_the_vectors_and_interoperates_with_the_rust_code(
         b64::encode(info),
         b64::encode(&from_rust)
     ]);
-    assert_eq!(
-        browser.eval_async(OPEN_IN_PAGE, args).await,
-        json!("sealed in Rust")
-    );
+    assert_eq!(browser.eval_async(OPEN_IN_PAGE, args).await, json!("sealed in Rust"));
 
     let mut tampered = from_rust.clone();
     tampered[80] ^= 1;
@@ -236,11 +183,47 @@ async fn the_widget_hpke_opens_the_vectors_and_interoperates_with_the_rust_code(
         b64::encode(&tampered)
     ]);
     let refused = browser.eval_async(OPEN_IN_PAGE, args).await;
-    assert!(
-        refused.as_str().expect("text").starts_with("error:"),
-        "{refused}"
-    );
+    assert!(refused.as_str().expect("text").starts_with("error:"), "{refused}");
 
+    browser.quit().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_page_signs_in_with_a_verified_device_key() {
+    use keyri::phone::device::{self, MemoryKeyStore};
+
+    let app = TestApp::start().await;
+    let store = MemoryKeyStore::default();
+    let key = device::device_key(&store, "alice").expect("key");
+    let answer = app
+        .backend()
+        .register_key("alice", &device::public_key_b64(&key), "simulator")
+        .await
+        .expect("answered");
+    assert_eq!(answer.status, 201);
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/demo", app.url)).await;
+    let text =
+        browser.wait_for("return document.getElementById('qr-text').textContent", "a code").await;
+    let qr = QrLogin::parse(text.as_str().expect("text")).expect("code");
+    let phone = app.phone();
+    let login = phone.fetch(&qr).await.expect("fetched");
+    let payload = device::signed_payload(&key, "alice", &login, keyri::protocol::now_ms());
+    phone.confirm(&login, payload.as_bytes()).await.expect("confirmed");
+
+    let script = "const v = document.getElementById('verified'); \
+                  return v.dataset.valid !== undefined && v.textContent";
+    let shown = browser.wait_for(script, "the verification").await;
+    assert_eq!(shown, json!("Signed in as alice"));
+    std::fs::write(artifacts().join("demo-signed-in.png"), browser.screenshot().await)
+        .expect("saved");
+
+    // The page's request was used up: the same request cannot sign in again.
+    let again = app.http().post(format!("{}/demo/verify", app.url)).body(payload);
+    let answer: Value = again.send().await.expect("answered").json().await.expect("json");
+    assert_eq!(answer["error"], "replayed");
     browser.quit().await;
     app.stop().await;
 }

@@ -18,11 +18,7 @@ fn keyri(args: &[&str], data_dir: &std::path::Path) -> Output {
 }
 
 fn json_out(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("one JSON value")
 }
 
@@ -44,28 +40,17 @@ fn tenant_create_prints_the_secret_once_and_list_never_does() {
     let created = json_out(&keyri(&args, &data));
     assert_eq!(created["name"], "Acme");
     assert!(created["id"].as_str().expect("id").starts_with("tn_"));
-    assert!(
-        created["appKey"]
-            .as_str()
-            .expect("app key")
-            .starts_with("app_")
-    );
+    assert!(created["appKey"].as_str().expect("app key").starts_with("app_"));
     let secret = created["apiSecret"].as_str().expect("secret");
     assert!(secret.starts_with("sk_") && secret.len() == 46);
-    assert_eq!(
-        created["origins"],
-        serde_json::json!(["https://app.acme.example"])
-    );
+    assert_eq!(created["origins"], serde_json::json!(["https://app.acme.example"]));
 
     let listed = json_out(&keyri(&["tenant", "list", "--json"], &data));
     assert_eq!(listed.as_array().expect("array").len(), 1);
     assert_eq!(listed[0]["appKey"], created["appKey"]);
     assert!(listed[0].get("apiSecret").is_none());
     let raw = std::fs::read(data.join("keyri.redb")).expect("db");
-    assert!(
-        !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
-        "secret stored"
-    );
+    assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret stored");
 }
 
 #[test]
@@ -73,22 +58,8 @@ fn bad_tenant_input_is_one_clear_line_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     for args in [
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "X",
-            "--origin",
-            "https://x.example/path",
-        ][..],
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "",
-            "--origin",
-            "https://x.example",
-        ][..],
+        &["tenant", "create", "--name", "X", "--origin", "https://x.example/path"][..],
+        &["tenant", "create", "--name", "", "--origin", "https://x.example"][..],
         &["tenant", "rotate-secret", "nobody"][..],
     ] {
         let output = keyri(args, &data);
@@ -114,10 +85,7 @@ fn an_unknown_setting_stops_the_server_with_its_name() {
         .expect("runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("KEYRI_SERVER_PORTT") && stderr.contains("portt"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("KEYRI_SERVER_PORTT") && stderr.contains("portt"), "{stderr}");
     assert!(!data.exists(), "nothing was created");
 }
 
@@ -127,21 +95,10 @@ async fn tenant_commands_reach_a_running_server_through_its_admin_socket() {
     let data = app.config.storage.data_dir.clone();
     let socket = data.join("admin.sock");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&socket)
-        .expect("socket exists")
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(&socket).expect("socket exists").permissions().mode();
     assert_eq!(mode & 0o077, 0, "socket is owner-only: {mode:o}");
 
-    let args = [
-        "tenant",
-        "create",
-        "--name",
-        "Live",
-        "--origin",
-        "https://live.example",
-        "--json",
-    ];
+    let args = ["tenant", "create", "--name", "Live", "--origin", "https://live.example", "--json"];
     let created = tokio::task::spawn_blocking({
         let data = data.clone();
         move || json_out(&keyri(&args, &data))
@@ -149,18 +106,12 @@ async fn tenant_commands_reach_a_running_server_through_its_admin_socket() {
     .await
     .expect("ran");
     let app_key = created["appKey"].as_str().expect("app key").to_owned();
-    assert!(
-        app.running.directory.by_app_key(&app_key).is_some(),
-        "server knows it at once"
-    );
+    assert!(app.running.directory.by_app_key(&app_key).is_some(), "server knows it at once");
 
     let rotated = tokio::task::spawn_blocking({
         let data = data.clone();
         move || {
-            json_out(&keyri(
-                &["tenant", "rotate-secret", "Live", "--grace", "1h", "--json"],
-                &data,
-            ))
+            json_out(&keyri(&["tenant", "rotate-secret", "Live", "--grace", "1h", "--json"], &data))
         }
     })
     .await
@@ -206,20 +157,11 @@ async fn the_phone_simulator_approves_a_login_from_the_code_text() {
     .await
     .expect("ran");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains(&app.url) && stdout.contains("Chrome 156"),
-        "{stdout}"
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(&app.url) && stdout.contains("Chrome 156"), "{stdout}");
 
     assert_eq!(widget.next().await, WidgetOut::Scanned);
-    let WidgetOut::Payload { sealed } = widget.next().await else {
-        panic!("no payload")
-    };
+    let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
     assert_eq!(widget.open(&sealed), b"token from the terminal");
     app.stop().await;
 }
@@ -233,25 +175,12 @@ async fn the_phone_simulator_denies_when_the_user_says_no() {
     let output = tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut child = Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args([
-                "phone",
-                "approve",
-                &code,
-                "--app-key",
-                &app_key,
-                "--payload",
-                "x",
-            ])
+            .args(["phone", "approve", &code, "--app-key", &app_key, "--payload", "x"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(b"n\n")
-            .expect("answer");
+        child.stdin.take().expect("stdin").write_all(b"n\n").expect("answer");
         child.wait_with_output().expect("exits")
     })
     .await
@@ -274,28 +203,16 @@ async fn the_phone_simulator_reads_a_png_of_the_code() {
     let app_key = app.app_key.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args([
-                "phone",
-                "approve",
-                path.to_str().expect("utf-8"),
-                "--app-key",
-                &app_key,
-            ])
+            .args(["phone", "approve", path.to_str().expect("utf-8"), "--app-key", &app_key])
             .args(["--payload", "from a picture", "--yes"])
             .output()
             .expect("runs")
     })
     .await
     .expect("ran");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(widget.next().await, WidgetOut::Scanned);
-    let WidgetOut::Payload { sealed } = widget.next().await else {
-        panic!("no payload")
-    };
+    let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
     assert_eq!(widget.open(&sealed), b"from a picture");
     app.stop().await;
 }
@@ -303,17 +220,69 @@ async fn the_phone_simulator_reads_a_png_of_the_code() {
 #[test]
 fn the_phone_simulator_refuses_a_code_that_is_not_a_login_code() {
     let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
-        .args([
-            "phone",
-            "approve",
-            "https://example.com/hello",
-            "--app-key",
-            "app_x",
-        ])
+        .args(["phone", "approve", "https://example.com/hello", "--app-key", "app_x"])
         .args(["--payload", "x", "--yes"])
         .output()
         .expect("runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a keyri login code"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_phone_simulator_registers_a_device_key_and_signs_a_login() {
+    let app = TestApp::start().await;
+    let keys = app.dir.path().join("phone-keys");
+    let (url, secret, key_dir) =
+        (app.url.clone(), app.api_secret.clone(), keys.display().to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_keyri"))
+            .args(["phone", "register", "--username", "alice", "--server", &url])
+            .args(["--api-secret", &secret, "--key-dir", &key_dir])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("ran");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("registered for alice"));
+    use std::os::unix::fs::PermissionsExt;
+    let dir_mode = std::fs::metadata(&keys).expect("key dir").permissions().mode();
+    assert_eq!(dir_mode & 0o077, 0, "key dir is owner-only");
+
+    let mut widget = app.widget().await;
+    let (code, app_key, key_dir) =
+        (widget.qr().to_text(), app.app_key.clone(), keys.display().to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_keyri"))
+            .args(["phone", "approve", &code, "--app-key", &app_key, "--yes"])
+            .args(["--signed", "--username", "alice", "--key-dir", &key_dir])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("ran");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    assert_eq!(widget.next().await, WidgetOut::Scanned);
+    let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
+    let opened = String::from_utf8(widget.open(&sealed)).expect("text");
+    let answer = app.backend().verify(&opened).await.expect("answered");
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["username"], "alice");
+    app.stop().await;
+}
+
+#[test]
+fn signing_without_a_registered_device_key_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .args(["phone", "approve", "http://127.0.0.1:1/q?s=x", "--app-key", "app_x"])
+        .args(["--signed", "--username", "nobody", "--yes", "--key-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("keyri phone register"), "{stderr}");
 }

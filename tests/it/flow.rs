@@ -23,13 +23,8 @@ async fn a_confirmed_login_delivers_the_payload_to_the_widget_that_asked() {
     assert!(login.view.widget.location.is_none());
     assert_eq!(widget.next().await, WidgetOut::Scanned);
 
-    phone
-        .confirm(&login, b"session-token-123")
-        .await
-        .expect("confirmed");
-    let WidgetOut::Payload { sealed } = widget.next().await else {
-        panic!("no payload")
-    };
+    phone.confirm(&login, b"session-token-123").await.expect("confirmed");
+    let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
     assert_eq!(widget.open(&sealed), b"session-token-123");
     widget.expect_closed().await;
 
@@ -47,11 +42,7 @@ async fn a_second_look_at_a_session_does_not_notify_the_widget_again() {
     assert_eq!(widget.next().await, WidgetOut::Scanned);
 
     phone.deny(&widget.session_id).await.expect("denied");
-    assert_eq!(
-        widget.next().await,
-        WidgetOut::Denied,
-        "no second scanned frame"
-    );
+    assert_eq!(widget.next().await, WidgetOut::Denied, "no second scanned frame");
     app.stop().await;
 }
 
@@ -67,15 +58,9 @@ async fn a_denied_login_tells_the_widget_and_cannot_be_confirmed_after() {
     assert_eq!(widget.next().await, WidgetOut::Denied);
     widget.expect_closed().await;
 
-    let again = phone
-        .deny(&widget.session_id)
-        .await
-        .expect_err("second deny");
+    let again = phone.deny(&widget.session_id).await.expect_err("second deny");
     assert_eq!(again.code(), Some("already_finished"));
-    let confirm = phone
-        .confirm(&login, b"x")
-        .await
-        .expect_err("confirm after deny");
+    let confirm = phone.confirm(&login, b"x").await.expect_err("confirm after deny");
     assert_eq!(confirm.code(), Some("already_finished"));
     app.stop().await;
 }
@@ -93,9 +78,7 @@ async fn an_unscanned_session_expires_and_then_is_not_found() {
     let phone = app.phone();
     let err = phone.fetch(&widget.qr()).await.expect_err("expired");
     assert_eq!(err.code(), Some("not_found"));
-    let err = phone
-        .confirm_sealed(&widget.session_id, &seal_for(&widget, b"x"))
-        .await;
+    let err = phone.confirm_sealed(&widget.session_id, &seal_for(&widget, b"x")).await;
     assert_eq!(err.expect_err("expired").code(), Some("not_found"));
     app.stop().await;
 }
@@ -107,25 +90,14 @@ async fn of_two_confirms_in_a_row_only_the_first_counts() {
     let phone = app.phone();
     let login = phone.fetch(&widget.qr()).await.expect("fetched");
 
-    phone
-        .confirm(&login, b"first")
-        .await
-        .expect("first confirm");
-    let err = phone
-        .confirm(&login, b"second")
-        .await
-        .expect_err("second confirm");
+    phone.confirm(&login, b"first").await.expect("first confirm");
+    let err = phone.confirm(&login, b"second").await.expect_err("second confirm");
     assert_eq!(err.code(), Some("already_finished"));
-    let err = phone
-        .deny(&widget.session_id)
-        .await
-        .expect_err("deny after confirm");
+    let err = phone.deny(&widget.session_id).await.expect_err("deny after confirm");
     assert_eq!(err.code(), Some("already_finished"));
 
     assert_eq!(widget.next().await, WidgetOut::Scanned);
-    let WidgetOut::Payload { sealed } = widget.next().await else {
-        panic!("no payload")
-    };
+    let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
     assert_eq!(widget.open(&sealed), b"first");
     widget.expect_closed().await;
     app.stop().await;
@@ -144,11 +116,7 @@ async fn of_many_concurrent_confirms_and_denies_exactly_one_wins() {
         calls.push(tokio::spawn(async move {
             match i % 4 {
                 0 => phone.deny(&login.session_id).await,
-                _ => {
-                    phone
-                        .confirm(&login, format!("payload {i}").as_bytes())
-                        .await
-                }
+                _ => phone.confirm(&login, format!("payload {i}").as_bytes()).await,
             }
         }));
     }
@@ -164,11 +132,7 @@ async fn of_many_concurrent_confirms_and_denies_exactly_one_wins() {
     assert_eq!(widget.next().await, WidgetOut::Scanned);
     match widget.next().await {
         WidgetOut::Payload { sealed } => {
-            assert!(
-                String::from_utf8(widget.open(&sealed))
-                    .expect("text")
-                    .starts_with("payload")
-            )
+            assert!(String::from_utf8(widget.open(&sealed)).expect("text").starts_with("payload"))
         }
         WidgetOut::Denied => {}
         other => panic!("unexpected {other:?}"),
@@ -195,15 +159,9 @@ async fn confirming_after_the_widget_left_delivers_nothing_and_says_so() {
     }
     assert_eq!(session.outcome(), Some(keyri::relay::Outcome::WidgetGone));
 
-    let err = phone
-        .confirm(&login, b"token")
-        .await
-        .expect_err("nobody to deliver to");
+    let err = phone.confirm(&login, b"token").await.expect_err("nobody to deliver to");
     assert_eq!(err.code(), Some("widget_gone"));
-    let err = phone
-        .fetch(&login_qr(&login, &app))
-        .await
-        .expect_err("gone");
+    let err = phone.fetch(&login_qr(&login, &app)).await.expect_err("gone");
     assert_eq!(err.code(), Some("widget_gone"));
     app.stop().await;
 }
@@ -229,10 +187,7 @@ async fn a_phone_refuses_to_seal_when_the_key_does_not_match_the_code() {
     let mut forged = widget.qr();
     forged.fingerprint = other.fingerprint();
     let err = phone.fetch(&forged).await.expect_err("mismatch");
-    assert!(
-        matches!(err, keyri::phone::PhoneError::KeyMismatch),
-        "{err}"
-    );
+    assert!(matches!(err, keyri::phone::PhoneError::KeyMismatch), "{err}");
 
     // Nothing was confirmed: the real code still works.
     let login = phone.fetch(&widget.qr()).await.expect("fetched");
@@ -262,14 +217,9 @@ async fn tenants_survive_a_restart_on_the_same_data_dir() {
     assert_eq!(app.app_key, app_key);
     let mut widget = app.widget().await;
     let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
-    app.phone()
-        .confirm(&login, b"after restart")
-        .await
-        .expect("confirmed");
+    app.phone().confirm(&login, b"after restart").await.expect("confirmed");
     assert_eq!(widget.next().await, WidgetOut::Scanned);
-    let WidgetOut::Payload { sealed } = widget.next().await else {
-        panic!("no payload")
-    };
+    let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
     assert_eq!(widget.open(&sealed), b"after restart");
     app.stop().await;
 }

@@ -9,10 +9,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::support::{Frame, TestApp, Widget, next_frame, seal_for};
 
 async fn post(app: &TestApp, path: &str, app_key: Option<&str>, body: &str) -> (u16, ErrorBody) {
-    let mut request = app
-        .http()
-        .post(format!("{}{path}", app.url))
-        .body(body.to_owned());
+    let mut request = app.http().post(format!("{}{path}", app.url)).body(body.to_owned());
     request = request.header("content-type", "application/json");
     if let Some(key) = app_key {
         request = request.header("x-app-key", key);
@@ -48,18 +45,10 @@ async fn malformed_confirms_get_their_error_and_leave_the_session_usable() {
         (r#"{"sealed": 5}"#, 400, "bad_request"),
         ("{\"sealed\": \"@@@\"}", 400, "bad_request"),
         (r#"{"sealed": "AAAA=="}"#, 400, "bad_request"),
-        (
-            &format!(r#"{{"sealed": "{not_a_point}"}}"#),
-            400,
-            "bad_request",
-        ),
+        (&format!(r#"{{"sealed": "{not_a_point}"}}"#), 400, "bad_request"),
         (&format!(r#"{{"sealed": "{short}"}}"#), 400, "bad_request"),
         (&format!(r#"{{"sealed": "{too_large}"}}"#), 413, "too_large"),
-        (
-            &format!(r#"{{"sealed": "{}"}}"#, "A".repeat(100_000)),
-            413,
-            "too_large",
-        ),
+        (&format!(r#"{{"sealed": "{}"}}"#, "A".repeat(100_000)), 413, "too_large"),
     ];
     for (body, status, code) in cases {
         let (got, error) = post(&app, &path, key, body).await;
@@ -67,10 +56,7 @@ async fn malformed_confirms_get_their_error_and_leave_the_session_usable() {
         assert!(!error.message.is_empty());
     }
 
-    let ok = format!(
-        r#"{{"sealed": "{}", "extra": "ignored"}}"#,
-        seal_for(&widget, b"fine")
-    );
+    let ok = format!(r#"{{"sealed": "{}", "extra": "ignored"}}"#, seal_for(&widget, b"fine"));
     let response = app
         .http()
         .post(format!("{}{path}", app.url))
@@ -80,9 +66,7 @@ async fn malformed_confirms_get_their_error_and_leave_the_session_usable() {
         .await
         .expect("answered");
     assert_eq!(response.status().as_u16(), 200);
-    let WidgetOut::Payload { sealed } = widget.next().await else {
-        panic!("no payload")
-    };
+    let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
     assert_eq!(widget.open(&sealed), b"fine");
     app.stop().await;
 }
@@ -102,18 +86,8 @@ async fn unknown_malformed_and_foreign_sessions_are_indistinguishable() {
         (foreign.clone(), widget.session_id.to_string()),
     ] {
         let url = format!("{}/v1/sessions/{id}", app.url);
-        let key = if id == widget.session_id.as_str() {
-            &other_key
-        } else {
-            &app.app_key
-        };
-        let response = app
-            .http()
-            .get(&url)
-            .header("x-app-key", key)
-            .send()
-            .await
-            .expect("ok");
+        let key = if id == widget.session_id.as_str() { &other_key } else { &app.app_key };
+        let response = app.http().get(&url).header("x-app-key", key).send().await.expect("ok");
         assert_eq!(response.status().as_u16(), 404);
         let body: ErrorBody = response.json().await.expect("json");
         assert_eq!(body.error, "not_found");
@@ -121,24 +95,14 @@ async fn unknown_malformed_and_foreign_sessions_are_indistinguishable() {
         drop(phone);
     }
     let session = keyri::protocol::SessionId::parse(widget.session_id.as_str()).expect("id");
-    let err = foreign
-        .confirm_sealed(&session, &sealed)
-        .await
-        .expect_err("foreign");
+    let err = foreign.confirm_sealed(&session, &sealed).await.expect_err("foreign");
     assert_eq!(err.code(), Some("not_found"));
     let err = foreign.deny(&session).await.expect_err("foreign");
     assert_eq!(err.code(), Some("not_found"));
 
     // The foreign attempts changed nothing.
-    let login = app
-        .phone()
-        .fetch(&widget.qr())
-        .await
-        .expect("still pending");
-    assert_eq!(
-        login.view.status,
-        keyri::protocol::messages::SessionStatus::Scanned
-    );
+    let login = app.phone().fetch(&widget.qr()).await.expect("still pending");
+    assert_eq!(login.view.status, keyri::protocol::messages::SessionStatus::Scanned);
     app.stop().await;
 }
 
@@ -154,10 +118,7 @@ async fn phone_calls_without_or_with_an_unknown_app_key_are_refused() {
     let (status, body) = post(&app, &path, Some(unknown.as_str()), "").await;
     assert_eq!((status, body.error.as_str()), (403, "forbidden"));
 
-    app.phone()
-        .deny(&widget.session_id)
-        .await
-        .expect("still open");
+    app.phone().deny(&widget.session_id).await.expect("still open");
     app.stop().await;
 }
 
@@ -165,17 +126,11 @@ async fn phone_calls_without_or_with_an_unknown_app_key_are_refused() {
 async fn widget_sockets_need_a_known_app_key_and_an_allowed_origin() {
     let app = TestApp::start().await;
     let unknown = keyri::protocol::AppKey::generate();
-    assert_eq!(
-        handshake_status(app.connect(unknown.as_str(), Some(&app.url)).await),
-        403
-    );
+    assert_eq!(handshake_status(app.connect(unknown.as_str(), Some(&app.url)).await), 403);
     assert_eq!(handshake_status(app.connect("", Some(&app.url)).await), 403);
     let evil = Some("https://evil.example");
     assert_eq!(handshake_status(app.connect(&app.app_key, evil).await), 403);
-    assert_eq!(
-        handshake_status(app.connect(&app.app_key, Some("null")).await),
-        403
-    );
+    assert_eq!(handshake_status(app.connect(&app.app_key, Some("null")).await), 403);
     assert_eq!(handshake_status(app.connect(&app.app_key, None).await), 403);
 
     let response = app
@@ -197,21 +152,14 @@ async fn native_clients_connect_only_where_allowed_and_are_flagged_to_the_phone(
     let tv_key = app.add_tenant("TV", &[], true);
     let ws = app.connect(&tv_key, None).await.expect("native allowed");
     let widget = Widget::hello(ws).await;
-    let login = app
-        .phone_for(&tv_key)
-        .fetch(&widget.qr())
-        .await
-        .expect("fetched");
+    let login = app.phone_for(&tv_key).fetch(&widget.qr()).await.expect("fetched");
     assert_eq!(login.view.widget.origin, None);
     assert_eq!(login.view.risk, vec!["native_client".to_owned()]);
     app.stop().await;
 }
 
 async fn send_and_expect_error(app: &TestApp, frame: Message, code: &str) {
-    let mut ws = app
-        .connect(&app.app_key, Some(&app.url))
-        .await
-        .expect("socket");
+    let mut ws = app.connect(&app.app_key, Some(&app.url)).await.expect("socket");
     ws.send(frame).await.expect("sent");
     match next_frame(&mut ws).await {
         Frame::Json(WidgetOut::Error { error, message }) => {
@@ -239,11 +187,7 @@ async fn a_bad_hello_gets_an_error_frame_and_a_closed_socket() {
         send_and_expect_error(&app, Message::text(frame), "bad_request").await;
     }
     send_and_expect_error(&app, Message::binary(vec![1, 2, 3]), "bad_request").await;
-    assert_eq!(
-        app.running.registry.open_count(),
-        0,
-        "no session was created"
-    );
+    assert_eq!(app.running.registry.open_count(), 0, "no session was created");
     app.stop().await;
 }
 
@@ -251,21 +195,13 @@ async fn a_bad_hello_gets_an_error_frame_and_a_closed_socket() {
 async fn a_widget_that_says_anything_after_hello_is_cut_off() {
     let app = TestApp::start().await;
     let mut widget = app.widget().await;
-    widget
-        .ws
-        .send(Message::text(r#"{"type":"hello","publicKey":"x"}"#))
-        .await
-        .expect("sent");
+    widget.ws.send(Message::text(r#"{"type":"hello","publicKey":"x"}"#)).await.expect("sent");
     match widget.next().await {
         WidgetOut::Error { error, .. } => assert_eq!(error, "bad_request"),
         other => panic!("expected an error, got {other:?}"),
     }
     widget.expect_closed().await;
-    let err = app
-        .phone()
-        .fetch(&widget.qr())
-        .await
-        .expect_err("session ended");
+    let err = app.phone().fetch(&widget.qr()).await.expect_err("session ended");
     assert_eq!(err.code(), Some("widget_gone"));
     app.stop().await;
 }
@@ -273,10 +209,7 @@ async fn a_widget_that_says_anything_after_hello_is_cut_off() {
 #[tokio::test]
 async fn a_widget_that_never_says_hello_is_closed_after_the_deadline() {
     let app = TestApp::start_with(|c| c.sessions.hello_timeout_secs = 1).await;
-    let mut ws = app
-        .connect(&app.app_key, Some(&app.url))
-        .await
-        .expect("socket");
+    let mut ws = app.connect(&app.app_key, Some(&app.url)).await.expect("socket");
     match next_frame(&mut ws).await {
         Frame::Json(WidgetOut::Error { error, .. }) => assert_eq!(error, "hello_timeout"),
         other => panic!("expected hello_timeout, got {other:?}"),
@@ -288,10 +221,7 @@ async fn a_widget_that_never_says_hello_is_closed_after_the_deadline() {
 #[tokio::test]
 async fn oversized_widget_frames_close_the_socket_without_a_session() {
     let app = TestApp::start().await;
-    let mut ws = app
-        .connect(&app.app_key, Some(&app.url))
-        .await
-        .expect("socket");
+    let mut ws = app.connect(&app.app_key, Some(&app.url)).await.expect("socket");
     let huge = format!(r#"{{"type":"hello","publicKey":"{}"}}"#, "A".repeat(10_000));
     let _ = ws.send(Message::text(huge)).await;
     assert!(matches!(next_frame(&mut ws).await, Frame::Closed));
@@ -302,12 +232,7 @@ async fn oversized_widget_frames_close_the_socket_without_a_session() {
 #[tokio::test]
 async fn unknown_routes_answer_with_the_json_error_shape() {
     let app = TestApp::start().await;
-    let response = app
-        .http()
-        .get(format!("{}/nope", app.url))
-        .send()
-        .await
-        .expect("answered");
+    let response = app.http().get(format!("{}/nope", app.url)).send().await.expect("answered");
     assert_eq!(response.status().as_u16(), 404);
     let body: ErrorBody = response.json().await.expect("json");
     assert_eq!(body.error, "not_found");

@@ -23,9 +23,7 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let text = include_str!("../fixtures/hpke-p256-sha256-aes256gcm.json");
-    serde_json::from_str::<Vectors>(text)
-        .expect("vectors parse")
-        .cases
+    serde_json::from_str::<Vectors>(text).expect("vectors parse").cases
 }
 
 fn hex(text: &str) -> Vec<u8> {
@@ -63,8 +61,5 @@ fn what_we_seal_to_a_vector_key_opens_with_its_secret() {
     let case = &cases()[2];
     let sealed = hpke::seal(&hex(&case.pk_r), &hex(&case.info), b"round trip").expect("seals");
     let sk = SecretKey::from_slice(&hex(&case.sk_r)).expect("scalar");
-    assert_eq!(
-        hpke::open(&sk, &hex(&case.info), &sealed).expect("opens"),
-        b"round trip"
-    );
+    assert_eq!(hpke::open(&sk, &hex(&case.info), &sealed).expect("opens"), b"round trip");
 }

@@ -6,5 +6,6 @@ mod cli;
 mod flow;
 mod hostile_input;
 mod hpke_vectors;
+mod server_auth;
 mod support;
 mod webdriver;

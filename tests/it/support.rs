@@ -26,6 +26,8 @@ pub struct TestApp {
     pub running: Running,
     pub url: String,
     pub app_key: String,
+    /// The demo tenant's API secret.
+    pub api_secret: String,
     pub config: Config,
     pub dir: tempfile::TempDir,
 }
@@ -47,18 +49,12 @@ impl TestApp {
 
     pub async fn start_in(config: Config, dir: tempfile::TempDir) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let running = server::start(config.clone(), listener)
-            .await
-            .expect("server starts");
+        let running = server::start(config.clone(), listener).await.expect("server starts");
         let url = running.public_url.clone();
         let app_key = running.demo_app_key.clone().expect("demo tenant");
-        Self {
-            running,
-            url,
-            app_key,
-            config,
-            dir,
-        }
+        let api_secret = running.demo_secret.as_ref().map(|s| s.expose().to_owned());
+        let api_secret = api_secret.unwrap_or_default();
+        Self { running, url, app_key, api_secret, config, dir }
     }
 
     pub async fn stop(self) -> tempfile::TempDir {
@@ -76,6 +72,16 @@ impl TestApp {
 
     /// Creates another tenant and returns its app key.
     pub fn add_tenant(&self, name: &str, origins: &[&str], allow_native: bool) -> String {
+        self.add_tenant_with_secret(name, origins, allow_native).0
+    }
+
+    /// Creates another tenant and returns its app key and API secret.
+    pub fn add_tenant_with_secret(
+        &self,
+        name: &str,
+        origins: &[&str],
+        allow_native: bool,
+    ) -> (String, String) {
         let new = NewTenant {
             name: name.into(),
             origins: origins.iter().map(|o| o.to_string()).collect(),
@@ -84,19 +90,12 @@ impl TestApp {
             max_sealed_bytes: 32 * 1024,
             ..NewTenant::default()
         };
-        self.running
-            .directory
-            .create(new)
-            .expect("tenant created")
-            .0
-            .app_key
+        let (tenant, secret) = self.running.directory.create(new).expect("tenant created");
+        (tenant.app_key, secret.expose().to_owned())
     }
 
     pub fn ws_url(&self, app_key: &str) -> String {
-        format!(
-            "{}/v1/widget/ws?appKey={app_key}",
-            self.url.replacen("http", "ws", 1)
-        )
+        format!("{}/v1/widget/ws?appKey={app_key}", self.url.replacen("http", "ws", 1))
     }
 
     /// Opens a widget socket with the given Origin header (or none).
@@ -107,15 +106,11 @@ impl TestApp {
     ) -> Result<Ws, tungstenite::Error> {
         let mut request = self.ws_url(app_key).into_client_request().expect("request");
         if let Some(origin) = origin {
-            request
-                .headers_mut()
-                .insert("origin", origin.parse().expect("header"));
+            request.headers_mut().insert("origin", origin.parse().expect("header"));
         }
         request.headers_mut().insert(
             "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36"
-                .parse()
-                .expect("ua"),
+            "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36".parse().expect("ua"),
         );
         let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(ws)
@@ -123,11 +118,12 @@ impl TestApp {
 
     /// A demo-tenant widget that has said hello and holds its session.
     pub async fn widget(&self) -> Widget {
-        let ws = self
-            .connect(&self.app_key, Some(&self.url))
-            .await
-            .expect("socket opens");
+        let ws = self.connect(&self.app_key, Some(&self.url)).await.expect("socket opens");
         Widget::hello(ws).await
+    }
+
+    pub fn backend(&self) -> keyri::backend_api::BackendClient {
+        keyri::backend_api::BackendClient::new(&self.url, &self.api_secret)
     }
 
     pub fn http(&self) -> reqwest::Client {
@@ -150,10 +146,7 @@ impl Widget {
     pub async fn hello(mut ws: Ws) -> Self {
         let secret = SecretKey::generate();
         let public = hpke::uncompressed(&secret.public_key());
-        let hello = format!(
-            r#"{{"type":"hello","publicKey":"{}"}}"#,
-            b64::encode(&public)
-        );
+        let hello = format!(r#"{{"type":"hello","publicKey":"{}"}}"#, b64::encode(&public));
         ws.send(Message::text(hello)).await.expect("hello sent");
         let mut widget = Self {
             ws,
@@ -163,11 +156,7 @@ impl Widget {
             scan_url: String::new(),
         };
         match widget.next().await {
-            WidgetOut::Session {
-                session_id,
-                expires_at,
-                scan_url,
-            } => {
+            WidgetOut::Session { session_id, expires_at, scan_url } => {
                 widget.session_id = SessionId::parse(&session_id).expect("valid session id");
                 widget.expires_at = expires_at;
                 widget.scan_url = scan_url;
@@ -220,9 +209,7 @@ pub enum Frame {
 /// Reads the next text frame or the end of the socket, within `PROMPT`.
 pub async fn next_frame(ws: &mut Ws) -> Frame {
     loop {
-        let message = tokio::time::timeout(PROMPT, ws.next())
-            .await
-            .expect("in time");
+        let message = tokio::time::timeout(PROMPT, ws.next()).await.expect("in time");
         match message {
             Some(Ok(Message::Text(text))) => {
                 return Frame::Json(serde_json::from_str(&text).expect("protocol frame"));

@@ -20,9 +20,7 @@ fn free_port() -> u16 {
 
 fn find(binary: &str, fallbacks: &[&str]) -> String {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(binary))
-            .find(|p| p.is_file())
+        std::env::split_paths(&paths).map(|p| p.join(binary)).find(|p| p.is_file())
     });
     let fallback = fallbacks.iter().find(|p| std::path::Path::new(p).is_file());
     on_path
@@ -40,10 +38,7 @@ impl Browser {
     /// Starts chromedriver on a free loopback port and opens a headless session.
     pub async fn start() -> Self {
         let driver_bin = find("chromedriver", &["/usr/bin/chromedriver"]);
-        let chromium = find(
-            "chromium",
-            &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
-        );
+        let chromium = find("chromium", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
         let port = free_port();
         let driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
@@ -78,10 +73,7 @@ impl Browser {
             "goog:chromeOptions": {"binary": chromium, "args": args}
         }}});
         let session = browser.call("POST", "/session", Some(caps)).await;
-        let id = session["sessionId"]
-            .as_str()
-            .expect("session id")
-            .to_owned();
+        let id = session["sessionId"].as_str().expect("session id").to_owned();
         browser.base = format!("{}/session/{id}", browser.base);
         browser
     }
@@ -117,22 +109,12 @@ impl Browser {
 
     /// Runs a script in the page and returns what it returned.
     pub async fn eval(&self, script: &str, args: Value) -> Value {
-        self.call(
-            "POST",
-            "/execute/sync",
-            Some(json!({"script": script, "args": args})),
-        )
-        .await
+        self.call("POST", "/execute/sync", Some(json!({"script": script, "args": args}))).await
     }
 
     /// Runs an async script; it must call `arguments[arguments.length - 1]`.
     pub async fn eval_async(&self, script: &str, args: Value) -> Value {
-        self.call(
-            "POST",
-            "/execute/async",
-            Some(json!({"script": script, "args": args})),
-        )
-        .await
+        self.call("POST", "/execute/async", Some(json!({"script": script, "args": args}))).await
     }
 
     /// Polls `script` until it returns something other than null, false or "".
@@ -152,9 +134,7 @@ impl Browser {
         let value = self.call("GET", "/screenshot", None).await;
         use base64::Engine;
         let text = value.as_str().expect("base64 PNG");
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .expect("PNG bytes")
+        base64::engine::general_purpose::STANDARD.decode(text).expect("PNG bytes")
     }
 
     pub async fn quit(mut self) {
