@@ -17,7 +17,10 @@
     };
 
     login.addEventListener('keyri-state', (event) => {
-      put(stateOut, event.detail?.state);
+      const state = event.detail?.state;
+      put(stateOut, state);
+      // A finished code cannot be used again: stop offering its text.
+      if (state === 'denied' || state === 'error') put(qrOut, '');
     });
     login.addEventListener('keyri-session', (event) => {
       put(qrOut, event.detail?.qrText);

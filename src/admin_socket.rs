@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::ops::{self, Command};
@@ -36,7 +37,11 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn start(config: &Config, directory: Arc<Directory>) -> std::io::Result<Self> {
+    pub fn start(
+        config: &Config,
+        directory: Arc<Directory>,
+        audit: AuditLog,
+    ) -> std::io::Result<Self> {
         let path = config.admin_socket_path();
         // The caller holds the database lock, so no other server owns this
         // socket: a file left here is from a server that died.
@@ -49,9 +54,8 @@ impl Listener {
         let config = config.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let directory = directory.clone();
-                let config = config.clone();
-                tokio::spawn(async move { serve_one(stream, directory, config).await });
+                let (directory, config, audit) = (directory.clone(), config.clone(), audit.clone());
+                tokio::spawn(async move { serve_one(stream, directory, audit, config).await });
             }
         });
         Ok(Self { path, task })
@@ -66,7 +70,7 @@ impl Listener {
     }
 }
 
-async fn serve_one(stream: UnixStream, directory: Arc<Directory>, config: Config) {
+async fn serve_one(stream: UnixStream, directory: Arc<Directory>, audit: AuditLog, config: Config) {
     let same_user = stream.peer_cred().is_ok_and(|c| c.uid() == current_uid());
     let (read, mut write) = stream.into_split();
     let reply = if !same_user {
@@ -78,7 +82,7 @@ async fn serve_one(stream: UnixStream, directory: Arc<Directory>, config: Config
         match reader.read_line(&mut line).await {
             Ok(_) => match serde_json::from_str::<Command>(&line) {
                 Ok(command) => {
-                    let run = move || ops::execute(&directory, &config, command);
+                    let run = move || ops::execute(&directory, &audit, &config, command);
                     match tokio::task::spawn_blocking(run).await {
                         Ok(Ok(value)) => Reply { ok: Some(value), error: None },
                         Ok(Err(message)) => Reply { ok: None, error: Some(message) },

@@ -18,6 +18,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub sessions: SessionConfig,
     pub demo: DemoConfig,
+    pub audit: AuditConfig,
     pub log: LogConfig,
 }
 
@@ -63,6 +64,15 @@ pub struct DemoConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Record security events. Only ever off to measure what recording costs.
+    pub enabled: bool,
+    /// Records older than this many days are removed; 0 keeps everything.
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// A tracing filter such as `info` or `keyri=debug`.
     pub level: String,
@@ -94,6 +104,12 @@ impl Default for SessionConfig {
 impl Default for DemoConfig {
     fn default() -> Self {
         Self { enabled: true }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { enabled: true, retention_days: 400 }
     }
 }
 
@@ -137,7 +153,7 @@ impl Config {
         };
         let from_file: Config = toml::from_str(&text).map_err(|e| ConfigError::File {
             path: path.into(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: e.to_string().trim_end().to_owned(),
         })?;
 
         let config = from_file.with_env(env)?;

@@ -60,15 +60,16 @@ impl Directory {
         index.get(app_key).filter(|t| t.enabled).cloned()
     }
 
-    /// The enabled tenant that an API secret belongs to, if the secret is
-    /// current or within its grace period.
-    pub fn by_secret(&self, secret: &str, now: i64) -> Option<Arc<Tenant>> {
+    /// The enabled tenant that an API secret belongs to, with the secret's id,
+    /// if the secret is current or within its grace period.
+    pub fn by_secret(&self, secret: &str, now: i64) -> Option<(Arc<Tenant>, String)> {
         // The map is keyed by SHA-256 of the secret: how long a lookup takes
         // can only tell an attacker about hashes of values they chose.
         let hash = hash_secret(secret);
         let index = self.by_secret.read().unwrap_or_else(|p| p.into_inner());
         let tenant = index.get(&hash).filter(|t| t.enabled)?;
-        tenant.secrets.iter().any(|s| s.accepts(&hash, now)).then(|| tenant.clone())
+        let record = tenant.secrets.iter().find(|s| s.accepts(&hash, now))?;
+        Some((tenant.clone(), record.id.clone()))
     }
 
     pub fn list(&self) -> Result<Vec<Tenant>, StoreError> {

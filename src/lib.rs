@@ -1,6 +1,7 @@
 //! keyri: a self-hosted QR-login server, its widget and its phone SDK.
 
 pub mod admin_socket;
+pub mod audit;
 pub mod auth;
 pub mod backend_api;
 pub mod cli;

@@ -5,8 +5,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::audit::{self, Actor, AuditLog, Event, Record, action};
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::protocol::b64;
 use crate::tenants::{NewTenant, Tenant};
 
 /// Longest grace period for a rotated secret: 30 days.
@@ -28,10 +30,39 @@ pub enum Command {
         tenant: String,
         grace_secs: u64,
     },
+    AuditVerify,
+    /// One page of records, oldest first, from sequence `from`.
+    #[serde(rename_all = "camelCase")]
+    AuditExport {
+        from: u64,
+        limit: usize,
+        tenant: Option<String>,
+        since_ms: Option<i64>,
+    },
+    /// A consistent copy of the database to a new file.
+    Backup {
+        path: std::path::PathBuf,
+    },
 }
 
+impl Command {
+    /// Whether the command changes something and so must be audited.
+    pub fn records(&self) -> bool {
+        matches!(self, Self::TenantCreate { .. } | Self::TenantRotateSecret { .. })
+    }
+}
+
+/// Most records one export page holds.
+pub const MAX_EXPORT_PAGE: usize = 1000;
+
 /// Runs a command; the error is one line meant for the operator.
-pub fn execute(directory: &Directory, config: &Config, command: Command) -> Result<Value, String> {
+pub fn execute(
+    directory: &Directory,
+    audit: &AuditLog,
+    config: &Config,
+    command: Command,
+) -> Result<Value, String> {
+    let record = |event: Event| audit.record_blocking(event).map_err(|e| e.to_string());
     match command {
         Command::TenantCreate { name, origins, allow_native, scan_url } => {
             let new = NewTenant {
@@ -45,6 +76,11 @@ pub fn execute(directory: &Directory, config: &Config, command: Command) -> Resu
             };
             let (tenant, secret) = directory.create(new).map_err(|e| e.to_string())?;
             tracing::info!(tenant = %tenant.id, "tenant created");
+            record(
+                Event::new(Some(&tenant.id), Actor::Operator, action::TENANT_CREATE)
+                    .detail("name", tenant.name.clone())
+                    .detail("origins", tenant.origins.clone()),
+            )?;
             let mut out = tenant_json(&tenant);
             out["apiSecret"] = json!(secret.expose());
             Ok(out)
@@ -62,11 +98,43 @@ pub fn execute(directory: &Directory, config: &Config, command: Command) -> Resu
                 .update(&tenant, |t| t.rotate_secret(grace_ms))
                 .map_err(|e| e.to_string())?;
             tracing::info!(tenant = %tenant.id, grace_secs, "api secret rotated");
+            record(
+                Event::new(Some(&tenant.id), Actor::Operator, action::SECRET_ROTATE)
+                    .detail("graceSecs", grace_secs),
+            )?;
             let mut out = tenant_json(&tenant);
             out["apiSecret"] = json!(secret.expose());
             out["previousValidUntil"] =
                 json!(tenant.secrets.iter().filter_map(|s| s.expires_at).max());
             Ok(out)
+        }
+        Command::AuditVerify => {
+            let report = directory.with_store(audit::verify_chain).map_err(|e| e.to_string())?;
+            serde_json::to_value(report).map_err(|e| e.to_string())
+        }
+        Command::AuditExport { from, limit, tenant, since_ms } => {
+            let page = directory
+                .with_store(|s| s.audit_page(from, limit.clamp(1, MAX_EXPORT_PAGE)))
+                .map_err(|e| e.to_string())?;
+            let next = page.last().map(|r| r.seq + 1);
+            let mut records = Vec::new();
+            for row in page {
+                let record: Record = serde_json::from_slice(&row.body)
+                    .map_err(|_| format!("audit record {} is unreadable", row.seq))?;
+                let wanted = tenant.as_ref().is_none_or(|t| record.tenant.as_ref() == Some(t))
+                    && since_ms.is_none_or(|since| record.at >= since);
+                if wanted {
+                    let mut line = serde_json::to_value(&record).map_err(|e| e.to_string())?;
+                    line["hash"] = json!(b64::encode(row.hash));
+                    records.push(line);
+                }
+            }
+            Ok(json!({ "records": records, "next": next }))
+        }
+        Command::Backup { path } => {
+            let rows = directory.with_store(|s| s.backup_to(&path)).map_err(|e| e.to_string())?;
+            tracing::info!(rows, "backup written");
+            Ok(json!({ "path": path, "rows": rows }))
         }
     }
 }

@@ -9,6 +9,8 @@ use actix_web::{App, HttpServer, web};
 use tokio::sync::watch;
 
 use crate::admin_socket;
+use crate::audit::AuditLog;
+use crate::audit::writer::Writer;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::http::error::ApiError;
@@ -38,6 +40,8 @@ pub struct Running {
     pub demo_secret: Option<NewSecret>,
     pub directory: Arc<Directory>,
     pub registry: Arc<Registry>,
+    pub audit: AuditLog,
+    audit_writer: Option<Writer>,
     handle: actix_web::dev::ServerHandle,
     shutdown: watch::Sender<bool>,
     done: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -58,7 +62,17 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     let confirmed = Arc::new(ConfirmedLog::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
 
-    let admin = admin_socket::Listener::start(&config, directory.clone())?;
+    let (audit, audit_writer) = match config.audit.enabled {
+        true => {
+            let (log, writer) = AuditLog::start(directory.clone(), config.audit.retention_days);
+            (log, Some(writer))
+        }
+        false => {
+            tracing::warn!("the audit log is switched off: security events are not recorded");
+            (AuditLog::disabled(), None)
+        }
+    };
+    let admin = admin_socket::Listener::start(&config, directory.clone(), audit.clone())?;
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -66,6 +80,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         directory: directory.clone(),
         registry: registry.clone(),
         confirmed: confirmed.clone(),
+        audit: audit.clone(),
         shutdown: shutdown_rx,
     });
     let demo = config.demo.enabled;
@@ -103,6 +118,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         public_url,
         demo_app_key,
         demo_secret,
+        audit,
+        audit_writer,
         directory,
         registry,
         handle,
@@ -119,6 +136,9 @@ impl Running {
         self.admin.stop().await;
         self.handle.stop(true).await;
         let _ = self.done.await;
+        if let Some(writer) = self.audit_writer {
+            writer.close().await;
+        }
         self.directory.close();
         tracing::info!("keyri stopped");
     }

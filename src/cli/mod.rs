@@ -1,6 +1,7 @@
 //! The `keyri` command line: the server, operator commands and the phone
 //! simulator.
 
+mod audit;
 mod phone;
 mod serve;
 mod tenant;
@@ -10,7 +11,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::admin_socket;
+use crate::audit::AuditLog;
 use crate::config::Config;
+use crate::directory::Directory;
+use crate::ops::{self, Command};
+use crate::store::{Store, StoreError};
 
 #[derive(Parser)]
 #[command(name = "keyri", version, about = "Self-hosted QR login")]
@@ -29,6 +39,13 @@ enum Top {
     /// Manage tenants (works while the server runs).
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Check or export the audit log (works while the server runs).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Write a consistent copy of the database to FILE (works while the
+    /// server runs). To restore, stop the server and put the copy in place
+    /// of data/keyri.redb.
+    Backup { file: PathBuf },
     /// Act as a phone: approve or deny a login shown by a widget.
     #[command(subcommand)]
     Phone(phone::PhoneCommand),
@@ -44,6 +61,8 @@ pub fn main() -> ExitCode {
             Ok(config) => match other {
                 Top::Serve => serve::run(config),
                 Top::Tenant(command) => tenant::run(&config, command),
+                Top::Audit(command) => audit::run(&config, command),
+                Top::Backup { file } => audit::backup(&config, &file),
                 Top::Phone(_) => unreachable!("handled above"),
             },
         },
@@ -57,10 +76,70 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Runs an operator command on the database file, or through the running
+/// server's admin socket when the server holds the file.
+pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
+    match Store::open(&config.db_path()) {
+        Ok(store) => {
+            let directory = Arc::new(Directory::new(store).map_err(|e| e.to_string())?);
+            let (audit, writer) = match command.records() && config.audit.enabled {
+                true => {
+                    let (log, writer) =
+                        AuditLog::start(directory.clone(), config.audit.retention_days);
+                    (log, Some(writer))
+                }
+                false => (AuditLog::disabled(), None),
+            };
+            let result = ops::execute(&directory, &audit, config, command);
+            if let Some(writer) = writer {
+                writer.close_blocking();
+            }
+            result
+        }
+        Err(StoreError::Locked) => admin_socket::request(&config.admin_socket_path(), &command)
+            .map_err(|e| match e {
+                admin_socket::ClientError::Connect { .. } => format!(
+                    "the database is held by another process and its admin socket does not \
+                     answer ({e})"
+                ),
+                other => other.to_string(),
+            }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+}
+
 /// A multi-threaded runtime for the commands that need one.
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::format_time(1_796_401_734_859), "2026-12-04 16:28:54 UTC");
+        assert_eq!(super::format_time(951_868_800_000), "2000-03-01 00:00:00 UTC");
+    }
 }

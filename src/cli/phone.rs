@@ -204,12 +204,12 @@ async fn fetch(target: &Target) -> Result<(PhoneClient, PendingLogin), String> {
 
 /// The code's text, read from a PNG when `code` names one.
 fn read_code(code: &str) -> Result<String, String> {
-    let path = Path::new(code);
-    if !code.contains("?") && path.is_file() {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {code}: {e}"))?;
-        return qr_image::decode_png(&bytes).map_err(|e| format!("{code}: {e}"));
+    // Code text always has a scheme; anything else is a picture's path.
+    if code.contains("://") {
+        return Ok(code.to_owned());
     }
-    Ok(code.to_owned())
+    let bytes = std::fs::read(Path::new(code)).map_err(|e| format!("cannot read {code}: {e}"))?;
+    qr_image::decode_png(&bytes).map_err(|e| format!("{code}: {e}"))
 }
 
 fn show(login: &PendingLogin) {
@@ -222,6 +222,9 @@ fn show(login: &PendingLogin) {
     if let Some(location) = &widget.location {
         let place = [&location.city, &location.country].map(|p| p.as_deref().unwrap_or("?"));
         println!("  location: {}, {}", place[0], place[1]);
+    }
+    if view.risk.is_empty() {
+        println!("  risk:     no warnings");
     }
     for risk in &view.risk {
         println!("  WARNING:  {}", describe_risk(risk));
@@ -237,10 +240,16 @@ fn describe_risk(risk: &str) -> String {
     }
 }
 
+/// Asks yes or no; an answer other than yes declines. With no answer at all
+/// (input closed) nothing is sent and the command fails.
 fn ask(question: &str) -> Result<bool, String> {
     print!("{question} [y/N] ");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+    let read = std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+    if read == 0 {
+        println!();
+        return Err("no answer (input closed): nothing was sent; use --yes to approve".into());
+    }
     Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }

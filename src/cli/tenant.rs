@@ -4,11 +4,9 @@
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::admin_socket;
+use super::execute;
 use crate::config::Config;
-use crate::directory::Directory;
 use crate::ops::{self, Command};
-use crate::store::{Store, StoreError};
 
 #[derive(Subcommand)]
 pub enum TenantCommand {
@@ -48,6 +46,12 @@ pub enum TenantCommand {
 pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
     let (command, json) = match command {
         TenantCommand::Create { name, origins, allow_native, scan_url, json } => {
+            if origins.is_empty() && !allow_native {
+                eprintln!(
+                    "warning: with no --origin and no --allow-native, no widget can connect \
+                     for this tenant yet"
+                );
+            }
             (Command::TenantCreate { name, origins, allow_native, scan_url }, json)
         }
         TenantCommand::List { json } => (Command::TenantList, json),
@@ -59,25 +63,6 @@ pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
     let value = execute(config, command)?;
     print(&value, json);
     Ok(())
-}
-
-/// Runs the command on the file, or through the server that holds it.
-pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
-    match Store::open(&config.db_path()) {
-        Ok(store) => {
-            let directory = Directory::new(store).map_err(|e| e.to_string())?;
-            ops::execute(&directory, config, command)
-        }
-        Err(StoreError::Locked) => admin_socket::request(&config.admin_socket_path(), &command)
-            .map_err(|e| match e {
-                admin_socket::ClientError::Connect { .. } => format!(
-                    "the database is held by another process and its admin socket does not \
-                     answer ({e})"
-                ),
-                other => other.to_string(),
-            }),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 fn print(value: &Value, json: bool) {
@@ -104,7 +89,7 @@ fn print(value: &Value, json: bool) {
             println!("  API secret (shown only now, store it safely): {secret}");
         }
         if let Some(until) = row["previousValidUntil"].as_i64() {
-            println!("  previous secret valid until: {until} (Unix ms)");
+            println!("  previous secret valid until: {}", super::format_time(until));
         }
     }
 }

@@ -11,6 +11,7 @@ use super::AppState;
 use super::body::{parse_json, read_body};
 use super::client::header_str;
 use super::error::ApiError;
+use crate::audit::{Actor, Event, action};
 use crate::auth::keys::valid_label;
 use crate::auth::verify::{check_session, check_shape, check_signature};
 use crate::auth::{SignedRequest, UserKey, Username, Verified, VerifyError};
@@ -35,7 +36,7 @@ pub async fn add_key(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = backend_tenant(&req, &state)?;
+    let (tenant, actor) = backend_tenant(&req, &state)?;
 
     let username = username(&path)?;
     let new: NewKey = parse_json(&read_body(body, MAX_BACKEND_BODY).await?)?;
@@ -56,15 +57,17 @@ pub async fn add_key(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
-    match added {
-        Ok(()) => {}
-        Err(AddKeyError::AlreadyRegistered) => {
-            return Err(ApiError::Conflict("already_registered", added_err(&added)));
-        }
-        Err(AddKeyError::TooManyKeys) => {
-            return Err(ApiError::Conflict("too_many_keys", added_err(&added)));
-        }
+    if let Err(refused) = added {
+        let code = match refused {
+            AddKeyError::AlreadyRegistered => "already_registered",
+            AddKeyError::TooManyKeys => "too_many_keys",
+        };
+        return Err(ApiError::Conflict(code, refused.to_string()));
     }
+    let event = Event::new(Some(&tenant.id), actor, action::KEY_REGISTER)
+        .detail("username", record.username.clone())
+        .detail("keyId", record.key_id.clone());
+    state.audit.record(event).await.map_err(ApiError::internal)?;
     tracing::info!(tenant = %tenant.id, key = %record.key_id, "device key registered");
 
     let body = json!({
@@ -73,16 +76,12 @@ pub async fn add_key(
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(body))
 }
 
-fn added_err(result: &Result<(), AddKeyError>) -> String {
-    result.as_ref().err().map(ToString::to_string).unwrap_or_default()
-}
-
 pub async fn list_keys(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = backend_tenant(&req, &state)?;
+    let (tenant, _) = backend_tenant(&req, &state)?;
 
     let username = username(&path)?;
     let keys = state
@@ -99,30 +98,37 @@ pub async fn revoke_key(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = backend_tenant(&req, &state)?;
+    let (tenant, actor) = backend_tenant(&req, &state)?;
 
     let (username, key_id) = path.into_inner();
     let username = self::username(&username)?;
     let directory = state.directory.clone();
     let tenant_id = tenant.id.clone();
-    let revoked = web::block(move || {
+    let (revoked, changed) = web::block(move || {
         directory.with_store(|s| {
             let Some(mut key) = s.user_key(&tenant_id, &key_id)? else { return Ok(None) };
             if key.username != username.as_str() {
                 return Ok(None);
             }
-            if key.revoked_at.is_none() {
+            let changed = key.revoked_at.is_none();
+            if changed {
                 key.revoked_at = Some(now_ms());
                 s.put_user_key(&tenant_id, &key)?;
             }
-            Ok(Some(key))
+            Ok(Some((key, changed)))
         })
     })
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?
     .ok_or(ApiError::NotFound)?;
-    tracing::info!(tenant = %tenant.id, key = %revoked.key_id, "device key revoked");
+    if changed {
+        let event = Event::new(Some(&tenant.id), actor, action::KEY_REVOKE)
+            .detail("username", revoked.username.clone())
+            .detail("keyId", revoked.key_id.clone());
+        state.audit.record(event).await.map_err(ApiError::internal)?;
+        tracing::info!(tenant = %tenant.id, key = %revoked.key_id, "device key revoked");
+    }
 
     let body = json!({
         "keyId": revoked.key_id, "username": revoked.username, "revokedAt": revoked.revoked_at,
@@ -135,13 +141,11 @@ pub async fn verify(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = backend_tenant(&req, &state)?;
+    let (tenant, actor) = backend_tenant(&req, &state)?;
 
     let body = read_body(body, MAX_BACKEND_BODY).await?;
-    let request: SignedRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::Verify(VerifyError::Malformed(e.to_string())))?;
+    let verified = verify_body(&state, tenant, actor, &body).await?;
 
-    let verified = verify_request(&state, tenant, request).await?;
     Ok(verified_response(&verified))
 }
 
@@ -155,29 +159,58 @@ pub fn verified_response(verified: &Verified) -> HttpResponse {
     HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(body)
 }
 
-/// Every check of a signed login request, for one tenant; on success the
-/// session is used up and the key's last use recorded.
-pub async fn verify_request(
+/// Verifies a request body for one tenant and audits the outcome, success or
+/// refusal, before answering.
+pub async fn verify_body(
     state: &AppState,
     tenant: Arc<Tenant>,
-    request: SignedRequest,
+    actor: Actor,
+    body: &[u8],
 ) -> Result<Verified, ApiError> {
-    check_shape(&request).map_err(ApiError::Verify)?;
-    let mut key = state
-        .directory
-        .with_store(|s| s.user_key(&tenant.id, &request.key_id))
-        .map_err(ApiError::internal)?
-        .ok_or(ApiError::Verify(VerifyError::UnknownKey))?;
-    let data = check_signature(&request, &key).map_err(ApiError::Verify)?;
-    let now = now_ms();
-    let session = check_session(&data, &tenant.id, &state.confirmed, now);
-    let session = match session {
-        Ok(session) => session,
-        Err(e) => {
-            tracing::info!(tenant = %tenant.id, code = e.code(), "verification refused");
-            return Err(ApiError::Verify(e));
-        }
+    let request: Result<SignedRequest, _> = serde_json::from_slice(body)
+        .map_err(|e| VerifyError::Malformed(format!("not a signed login request: {e}")));
+    let outcome = match request {
+        Ok(request) => verify_request(state, &tenant, request).await,
+        Err(e) => Err(Some(e)),
     };
+
+    let mut event = Event::new(Some(&tenant.id), actor, action::LOGIN_VERIFY);
+    match &outcome {
+        Ok(done) => {
+            event = event
+                .detail("session", done.session_id.clone())
+                .detail("keyId", done.key_id.clone())
+                .detail("username", done.username.clone());
+        }
+        Err(Some(refused)) => event = event.outcome(refused.code()),
+        Err(None) => {}
+    }
+    if !matches!(outcome, Err(None)) {
+        state.audit.record(event).await.map_err(ApiError::internal)?;
+    }
+    match outcome {
+        Ok(verified) => Ok(verified),
+        Err(Some(refused)) => {
+            tracing::info!(tenant = %tenant.id, code = refused.code(), "verification refused");
+            Err(ApiError::Verify(refused))
+        }
+        Err(None) => Err(ApiError::internal("verification failed")),
+    }
+}
+
+/// Every check of a signed login request. On success the session is used up
+/// and the key's last use recorded. `Err(None)` is an internal failure.
+async fn verify_request(
+    state: &AppState,
+    tenant: &Tenant,
+    request: SignedRequest,
+) -> Result<Verified, Option<VerifyError>> {
+    check_shape(&request)?;
+    let key = state.directory.with_store(|s| s.user_key(&tenant.id, &request.key_id));
+    let mut key = key.map_err(|e| internal(&e))?.ok_or(VerifyError::UnknownKey)?;
+    let data = check_signature(&request, &key)?;
+    let now = now_ms();
+    let session = check_session(&data, &tenant.id, &state.confirmed, now)?;
 
     key.last_used_at = Some(now);
     let directory = state.directory.clone();
@@ -185,22 +218,30 @@ pub async fn verify_request(
     let stored = key.clone();
     web::block(move || directory.with_store(|s| s.put_user_key(&tenant_id, &stored)))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(|e| internal(&e))?
+        .map_err(|e| internal(&e))?;
     tracing::info!(tenant = %tenant.id, session = %session, key = %key.key_id, "login verified");
 
     Ok(Verified { username: key.username, key_id: key.key_id, session_id: session.to_string() })
 }
 
-/// The tenant whose API secret is presented as `Authorization: Bearer …`.
-fn backend_tenant(req: &HttpRequest, state: &AppState) -> Result<Arc<Tenant>, ApiError> {
+fn internal(detail: &dyn std::fmt::Display) -> Option<VerifyError> {
+    tracing::error!(%detail, "verification failed");
+    None
+}
+
+/// The tenant whose API secret is presented as `Authorization: Bearer …`,
+/// and the secret as the actor for the audit log.
+fn backend_tenant(req: &HttpRequest, state: &AppState) -> Result<(Arc<Tenant>, Actor), ApiError> {
     let secret =
         header_str(req, "authorization").and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(
             || ApiError::Unauthorized("an API secret is required as a Bearer token".into()),
         )?;
-    state.directory.by_secret(secret.trim(), now_ms()).ok_or_else(|| {
-        ApiError::Unauthorized("the API secret is unknown, revoked or expired".into())
-    })
+    let (tenant, secret_id) =
+        state.directory.by_secret(secret.trim(), now_ms()).ok_or_else(|| {
+            ApiError::Unauthorized("the API secret is unknown, revoked or expired".into())
+        })?;
+    Ok((tenant, Actor::ApiSecret { id: secret_id }))
 }
 
 fn username(text: &str) -> Result<Username, ApiError> {

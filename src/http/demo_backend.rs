@@ -2,15 +2,17 @@
 //! page posts the signed request it opened; this verifies it for the demo
 //! tenant exactly as `/v1/verify` would, minus the HTTP hop with a secret.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
-use super::backend::{verified_response, verify_request};
+use super::backend::{verified_response, verify_body};
 use super::body::read_body;
+use super::client::client_ip;
 use super::error::ApiError;
-use crate::auth::{SignedRequest, VerifyError};
+use crate::audit::Actor;
 
 pub async fn verify(
+    req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -21,11 +23,10 @@ pub async fn verify(
         .into_iter()
         .find(|t| t.demo && t.enabled)
         .ok_or(ApiError::NotFound)?;
+    let actor = Actor::Anonymous { ip: client_ip(&req).to_string() };
 
     let body = read_body(body, 16 * 1024).await?;
-    let request: SignedRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::Verify(VerifyError::Malformed(e.to_string())))?;
+    let verified = verify_body(&state, std::sync::Arc::new(tenant), actor, &body).await?;
 
-    let verified = verify_request(&state, std::sync::Arc::new(tenant), request).await?;
     Ok(verified_response(&verified))
 }

@@ -12,6 +12,7 @@ mod widget_ws;
 use actix_web::web;
 use tokio::sync::watch;
 
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::relay::{ConfirmedLog, Registry};
@@ -24,6 +25,7 @@ pub struct AppState {
     pub registry: std::sync::Arc<Registry>,
     /// Confirmed sessions awaiting server-side verification.
     pub confirmed: std::sync::Arc<ConfirmedLog>,
+    pub audit: AuditLog,
     /// Flips to true when the server begins to stop.
     pub shutdown: watch::Receiver<bool>,
 }

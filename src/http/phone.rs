@@ -11,6 +11,7 @@ use super::AppState;
 use super::body::{parse_json, read_body_reporting};
 use super::client::{browser_and_os, client_ip, different_network, header_str};
 use super::error::ApiError;
+use crate::audit::{Actor, Event, action};
 use crate::protocol::messages::{
     ConfirmRequest, MobileInfo, SessionStatus, SessionView, StatusResponse, WidgetInfo, risk,
 };
@@ -59,6 +60,7 @@ pub async fn confirm(
     session.deliver(request.sealed, DELIVERY_TIMEOUT).await?;
     let origin = session.widget.origin.as_deref();
     state.confirmed.record(&session.id, &tenant.id, origin, crate::protocol::now_ms());
+    audit(&state, &tenant, &session, &req, action::SESSION_CONFIRM).await?;
     tracing::info!(tenant = %tenant.id, session = %session.id, "session confirmed");
 
     Ok(status("confirmed"))
@@ -74,9 +76,26 @@ pub async fn deny(
     let session = find_session(&state, &tenant, &path)?;
     session.finish(Outcome::Denied)?;
     session.notify_denied().await;
+    audit(&state, &tenant, &session, &req, action::SESSION_DENY).await?;
     tracing::info!(tenant = %tenant.id, session = %session.id, "session denied");
 
     Ok(status("denied"))
+}
+
+/// Records what the phone did; the phone is anonymous, known by address.
+async fn audit(
+    state: &AppState,
+    tenant: &Tenant,
+    session: &Session,
+    req: &HttpRequest,
+    action: &'static str,
+) -> Result<(), ApiError> {
+    let actor = Actor::Anonymous { ip: client_ip(req).to_string() };
+    let event = Event::new(Some(&tenant.id), actor, action)
+        .detail("session", session.id.to_string())
+        .detail("origin", session.widget.origin.clone());
+    state.audit.record(event).await.map_err(ApiError::internal)?;
+    Ok(())
 }
 
 fn status(status: &str) -> HttpResponse {

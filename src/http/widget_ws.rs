@@ -14,6 +14,8 @@ use tokio::time::{Instant, sleep_until};
 use super::AppState;
 use super::client::{client_ip, header_str};
 use super::error::ApiError;
+use crate::audit::action::SESSION_EXPIRE;
+use crate::audit::{self, Actor};
 use crate::protocol::PublicKey;
 use crate::protocol::messages::{WidgetIn, WidgetOut};
 use crate::relay::{Event, Outcome, Session, WidgetMeta};
@@ -74,12 +76,15 @@ pub async fn connect(
 }
 
 fn check_origin(tenant: &Tenant, origin: Option<&str>) -> Result<(), ApiError> {
-    match origin {
-        Some(origin) if tenant.allows_origin(origin) => Ok(()),
-        Some(_) => Err(ApiError::Forbidden("this origin is not allowed for the app key".into())),
-        None if tenant.allow_native => Ok(()),
-        None => Err(ApiError::Forbidden("native clients are not allowed for the app key".into())),
-    }
+    let refusal = match origin {
+        Some(origin) if tenant.allows_origin(origin) => return Ok(()),
+        None if tenant.allow_native => return Ok(()),
+        Some(_) => "this origin is not allowed for the app key",
+        None => "native clients are not allowed for the app key",
+    };
+    // Operators need to see why a widget cannot connect; origins are public.
+    tracing::info!(tenant = %tenant.id, origin = origin.unwrap_or("-"), "widget refused: {refusal}");
+    Err(ApiError::Forbidden(refusal.into()))
 }
 
 fn close(code: CloseCode, reason: &str) -> CloseReason {
@@ -212,6 +217,13 @@ async fn run(
                 // A confirm or deny that won the race delivers its own event.
                 if session.finish(Outcome::Expired).is_ok() {
                     send(&mut socket, &WidgetOut::Expired).await;
+                    if session.was_scanned() {
+                        let event = audit::Event::new(Some(&tenant.id), Actor::System, SESSION_EXPIRE)
+                            .detail("session", session.id.to_string());
+                        if let Err(e) = state.audit.record(event).await {
+                            tracing::error!(error = %e, "expiry not audited");
+                        }
+                    }
                     return close(CloseCode::Normal, "expired");
                 }
             }

@@ -4,6 +4,7 @@
 //! calls exactly one wins.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -64,6 +65,8 @@ pub struct Session {
     pub expires_at: i64,
     pub widget: WidgetMeta,
     state: Mutex<State>,
+    /// Whether a phone ever looked, which outlives the state's own answer.
+    scanned: AtomicBool,
     events: mpsc::Sender<Event>,
 }
 
@@ -84,6 +87,7 @@ impl Session {
             expires_at: created_at + lifetime_ms,
             widget,
             state: Mutex::new(State::Pending),
+            scanned: AtomicBool::new(false),
             events,
         }
     }
@@ -119,6 +123,7 @@ impl Session {
             return Ok(true);
         }
         *state = State::Scanned;
+        self.scanned.store(true, Ordering::Relaxed);
         // A full queue means the widget is not reading; the scan notice is
         // only informative, so it is not worth waiting for.
         let _ = self.events.try_send(Event::Scanned);
@@ -173,7 +178,8 @@ impl Session {
         }
     }
 
+    /// Whether a phone fetched the session at any point, even if it ended.
     pub fn was_scanned(&self) -> bool {
-        !matches!(*self.state(), State::Pending)
+        self.scanned.load(Ordering::Relaxed)
     }
 }

@@ -2,6 +2,8 @@
 //! immediate durability, so a call that changed something answers only after
 //! the change is on disk, and a crash leaves a file that opens.
 
+mod audit;
+mod backup;
 mod tables;
 mod user_keys;
 
@@ -10,7 +12,8 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::tenants::{Tenant, TenantError};
-use tables::{APP_KEYS, TENANTS, USER_INDEX, USER_KEYS};
+pub use audit::{ChainPoint, StoredRecord};
+use tables::{APP_KEYS, AUDIT, META, TENANTS, USER_INDEX, USER_KEYS};
 pub use user_keys::AddKeyError;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,8 @@ impl Store {
         txn.open_table(APP_KEYS)?;
         txn.open_table(USER_KEYS)?;
         txn.open_table(USER_INDEX)?;
+        txn.open_table(AUDIT)?;
+        txn.open_table(META)?;
         txn.commit()?;
         Ok(Self { db })
     }

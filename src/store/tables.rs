@@ -21,3 +21,7 @@ pub fn user_key(tenant: &str, key_id: &str) -> String {
 pub fn user_prefix(tenant: &str, username: &str) -> String {
     format!("{tenant}\0{username}\0")
 }
+/// Audit sequence number → 32-byte SHA-256 of the body, then the body JSON.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Small named values: the audit head and checkpoint.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

@@ -286,3 +286,37 @@ fn signing_without_a_registered_device_key_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("keyri phone register"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_phone_simulator_sends_nothing_when_its_question_gets_no_answer() {
+    let app = TestApp::start().await;
+    let widget = app.widget().await;
+    let (code, app_key) = (widget.qr().to_text(), app.app_key.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_keyri"))
+            .args(["phone", "approve", &code, "--app-key", &app_key, "--payload", "x"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("ran");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nothing was sent"));
+    let login = app.phone().fetch(&widget.qr()).await.expect("still open");
+    assert!(login.view.risk.is_empty());
+    app.phone().confirm(&login, b"later").await.expect("still confirmable");
+    app.stop().await;
+}
+
+#[test]
+fn a_missing_picture_is_reported_as_missing() {
+    let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .args(["phone", "approve", "/nonexistent/code.png", "--app-key", "app_x"])
+        .args(["--payload", "x", "--yes"])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot read /nonexistent/code.png"), "{stderr}");
+}

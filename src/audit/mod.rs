@@ -1,0 +1,91 @@
+//! The audit trail: every security-relevant event, durable before the call
+//! that caused it answers, chained by hashes so that an edit or a removal
+//! shows, and written in groups so that durability costs logins little.
+
+mod chain;
+pub mod writer;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use chain::{Break, Verification, verify_chain};
+pub use writer::{AuditError, AuditLog};
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    /// An operator on the server's machine (command line or admin socket).
+    Operator,
+    /// A tenant's backend, by the id of the API secret it used.
+    ApiSecret { id: String },
+    /// A phone signing with a device key.
+    DeviceKey { id: String },
+    /// An unauthenticated client, by address.
+    Anonymous { ip: String },
+    /// The server itself, such as a session running out of time.
+    System,
+}
+
+/// What a caller hands to the log.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub tenant: Option<String>,
+    pub actor: Actor,
+    pub action: &'static str,
+    /// `success`, or the refusal's error code.
+    pub outcome: String,
+    /// Small structured facts; never a payload, a secret or a full token.
+    pub details: Value,
+}
+
+impl Event {
+    pub fn new(tenant: Option<&str>, actor: Actor, action: &'static str) -> Self {
+        Self {
+            tenant: tenant.map(str::to_owned),
+            actor,
+            action,
+            outcome: "success".into(),
+            details: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn outcome(mut self, outcome: &str) -> Self {
+        self.outcome = outcome.to_owned();
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}
+
+/// A record as stored and exported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub seq: u64,
+    pub at: i64,
+    pub tenant: Option<String>,
+    pub actor: Actor,
+    pub action: String,
+    pub outcome: String,
+    pub details: Value,
+    /// base64url SHA-256 of the previous record's body.
+    pub prev: String,
+}
+
+/// Actions, named `<object>.<verb>`.
+pub mod action {
+    pub const SESSION_CONFIRM: &str = "session.confirm";
+    pub const SESSION_DENY: &str = "session.deny";
+    pub const SESSION_EXPIRE: &str = "session.expire";
+    pub const LOGIN_VERIFY: &str = "login.verify";
+    pub const KEY_REGISTER: &str = "user_key.register";
+    pub const KEY_REVOKE: &str = "user_key.revoke";
+    pub const TENANT_CREATE: &str = "tenant.create";
+    pub const SECRET_ROTATE: &str = "secret.rotate";
+}
