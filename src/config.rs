@@ -19,6 +19,10 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub demo: DemoConfig,
     pub audit: AuditConfig,
+    pub network: NetworkConfig,
+    pub limits: LimitsConfig,
+    pub rate_limits: RateLimitsConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -71,6 +75,52 @@ pub struct AuditConfig {
     pub retention_days: u32,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client,
+    /// as address ranges. Such headers from anyone else are ignored.
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open widget sockets one client address may hold.
+    pub widget_sockets_per_ip: usize,
+    /// Open widget sockets in all; keep below the process's file limit.
+    pub widget_sockets_total: usize,
+    /// Sessions waiting for a phone, per tenant.
+    pub pending_sessions_per_tenant: usize,
+    /// Largest frame a widget may send, in bytes (a hello is ~120).
+    pub widget_frame_bytes: usize,
+    /// Seconds a client has to send a request's headers (against slowloris).
+    pub request_header_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Per client address, per minute; 0 is unlimited.
+    pub socket_opens_per_ip: u32,
+    pub session_calls_per_ip: u32,
+    pub verify_per_ip: u32,
+    /// Refused verifications per client address, per minute; successes
+    /// never give failures back.
+    pub verify_failures_per_ip: u32,
+    /// Per tenant, per minute; 0 is unlimited.
+    pub socket_opens_per_tenant: u32,
+    pub session_calls_per_tenant: u32,
+    pub verify_per_tenant: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address ranges allowed to read `/metrics`.
+    pub allow: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -110,6 +160,38 @@ impl Default for DemoConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         Self { enabled: true, retention_days: 400 }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            widget_sockets_per_ip: 100,
+            widget_sockets_total: 19_000,
+            pending_sessions_per_tenant: 20_000,
+            widget_frame_bytes: 1024,
+            request_header_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            socket_opens_per_ip: 600,
+            session_calls_per_ip: 1200,
+            verify_per_ip: 1200,
+            verify_failures_per_ip: 120,
+            socket_opens_per_tenant: 120_000,
+            session_calls_per_tenant: 240_000,
+            verify_per_tenant: 120_000,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { allow: vec!["127.0.0.1/32".into(), "::1/128".into()] }
     }
 }
 
@@ -205,6 +287,23 @@ impl Config {
                 "sessions.lifetime_secs must be between 1 and 600".into(),
             ));
         }
+        crate::netmask::parse_list("network.trusted_proxies", &self.network.trusted_proxies)
+            .map_err(ConfigError::Invalid)?;
+        crate::netmask::parse_list("metrics.allow", &self.metrics.allow)
+            .map_err(ConfigError::Invalid)?;
+        let limits = &self.limits;
+        if limits.widget_sockets_per_ip == 0
+            || limits.widget_sockets_total == 0
+            || limits.pending_sessions_per_tenant == 0
+            || limits.widget_frame_bytes < 256
+            || limits.request_header_timeout_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "limits: socket and session caps and the header timeout must be positive, \
+                 and widget_frame_bytes at least 256"
+                    .into(),
+            ));
+        }
         if self.sessions.ping_interval_secs == 0 || self.sessions.hello_timeout_secs == 0 {
             return Err(ConfigError::Invalid(
                 "sessions.ping_interval_secs and hello_timeout_secs must be positive".into(),
@@ -251,6 +350,14 @@ fn typed_like(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .map_err(|_| format!("expected a whole number, got {raw:?}")),
+        // Lists come as comma-separated items: `10.0.0.0/8,192.168.0.0/16`.
+        toml::Value::Array(_) => Ok(toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_owned()))
+                .collect(),
+        )),
         toml::Value::Boolean(_) => raw
             .trim()
             .parse::<bool>()

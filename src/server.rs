@@ -13,6 +13,7 @@ use crate::audit::AuditLog;
 use crate::audit::writer::Writer;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::http::defences::Defences;
 use crate::http::error::ApiError;
 use crate::http::{AppState, routes};
 use crate::relay::{ConfirmedLog, Registry};
@@ -59,6 +60,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         false => (None, None),
     };
     let registry = Arc::new(Registry::default());
+    let defences = Arc::new(Defences::new(&config));
     let confirmed = Arc::new(ConfirmedLog::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
 
@@ -81,16 +83,21 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         registry: registry.clone(),
         confirmed: confirmed.clone(),
         audit: audit.clone(),
+        defences: defences.clone(),
         shutdown: shutdown_rx,
     });
     let demo = config.demo.enabled;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::BadRequest(format!("bad query string: {e}")).into()
+            }))
             .configure(|cfg| routes(cfg, demo))
             .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
     })
     .disable_signals()
+    .client_request_timeout(Duration::from_secs(config.limits.request_header_timeout_secs))
     .shutdown_timeout(config.server.shutdown_timeout_secs)
     .listen(listener)?
     .run();
@@ -105,6 +112,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             tokio::select! {
                 _ = tick.tick() => {
                     sweeper.sweep();
+                    defences.sweep();
                     confirmed.sweep(crate::protocol::now_ms());
                 }
                 _ = stop.changed() => break,

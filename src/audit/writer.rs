@@ -88,6 +88,11 @@ impl AuditLog {
         durable.blocking_recv().map_err(|_| AuditError::Closed)?
     }
 
+    /// Whether records are taken: the log is off, or its writer is running.
+    pub fn is_open(&self) -> bool {
+        self.queue.as_ref().is_none_or(|q| !q.is_closed())
+    }
+
     /// Records waiting for the writer.
     pub fn queue_depth(&self) -> usize {
         self.queue.as_ref().map_or(0, |q| QUEUE - q.capacity())
@@ -208,9 +213,8 @@ fn prune(directory: &Directory, retention_days: u32) {
         return;
     }
     let cutoff = now_ms() - i64::from(retention_days) * 86_400_000;
-    let expired = |body: &[u8]| {
-        serde_json::from_slice::<Record>(body).is_ok_and(|record| record.at < cutoff)
-    };
+    let expired =
+        |body: &[u8]| serde_json::from_slice::<Record>(body).is_ok_and(|record| record.at < cutoff);
     loop {
         match directory.with_store(|store| store.prune_audit(PRUNE_BATCH, expired)) {
             Ok(removed) if removed == PRUNE_BATCH => continue,

@@ -1,6 +1,7 @@
 //! Calls from a tenant's backend, authenticated by an API secret: device key
 //! registration and the verification of signed login requests.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,6 +11,7 @@ use serde_json::json;
 use super::AppState;
 use super::body::{parse_json, read_body};
 use super::client::header_str;
+use super::defences::Limit;
 use super::error::ApiError;
 use crate::audit::{Actor, Event, action};
 use crate::auth::keys::valid_label;
@@ -121,7 +123,7 @@ pub async fn revoke_key(
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?
-    .ok_or(ApiError::NotFound)?;
+    .ok_or(ApiError::NoSuchKey)?;
     if changed {
         let event = Event::new(Some(&tenant.id), actor, action::KEY_REVOKE)
             .detail("username", revoked.username.clone())
@@ -141,10 +143,13 @@ pub async fn verify(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let ip = state.defences.client_ip(&req);
+    state.defences.check_ip(Limit::Verify, ip)?;
     let (tenant, actor) = backend_tenant(&req, &state)?;
+    state.defences.check_tenant(Limit::Verify, &tenant.id)?;
 
     let body = read_body(body, MAX_BACKEND_BODY).await?;
-    let verified = verify_body(&state, tenant, actor, &body).await?;
+    let verified = verify_body(&state, tenant, actor, ip, &body).await?;
 
     Ok(verified_response(&verified))
 }
@@ -165,8 +170,12 @@ pub async fn verify_body(
     state: &AppState,
     tenant: Arc<Tenant>,
     actor: Actor,
+    ip: IpAddr,
     body: &[u8],
 ) -> Result<Verified, ApiError> {
+    // A client that keeps failing is slowed down; successes never help it.
+    state.defences.check_verify_failures(ip)?;
+
     let request: Result<SignedRequest, _> = serde_json::from_slice(body)
         .map_err(|e| VerifyError::Malformed(format!("not a signed login request: {e}")));
     let outcome = match request {
@@ -191,6 +200,7 @@ pub async fn verify_body(
     match outcome {
         Ok(verified) => Ok(verified),
         Err(Some(refused)) => {
+            state.defences.verify_failed(ip);
             tracing::info!(tenant = %tenant.id, code = refused.code(), "verification refused");
             Err(ApiError::Verify(refused))
         }
@@ -233,10 +243,14 @@ fn internal(detail: &dyn std::fmt::Display) -> Option<VerifyError> {
 /// The tenant whose API secret is presented as `Authorization: Bearer …`,
 /// and the secret as the actor for the audit log.
 fn backend_tenant(req: &HttpRequest, state: &AppState) -> Result<(Arc<Tenant>, Actor), ApiError> {
-    let secret =
-        header_str(req, "authorization").and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(
-            || ApiError::Unauthorized("an API secret is required as a Bearer token".into()),
-        )?;
+    // The scheme name is case-insensitive (RFC 9110).
+    let secret = header_str(req, "authorization")
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, secret)| secret)
+        .ok_or_else(|| {
+            ApiError::Unauthorized("an API secret is required as a Bearer token".into())
+        })?;
     let (tenant, secret_id) =
         state.directory.by_secret(secret.trim(), now_ms()).ok_or_else(|| {
             ApiError::Unauthorized("the API secret is unknown, revoked or expired".into())

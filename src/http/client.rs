@@ -4,10 +4,43 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 
-/// The caller's address as seen on the socket.
-// TODO: honour X-Forwarded-For / Forwarded from configured trusted proxies.
-pub fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+/// The addresses a request passed through, farthest first, from the
+/// `Forwarded` header or else `X-Forwarded-For`. Unparseable entries are
+/// skipped. Only meaningful when the peer is a trusted proxy.
+pub fn forwarded_for(req: &HttpRequest) -> Vec<IpAddr> {
+    let all = |name: &str| -> Vec<String> {
+        req.headers()
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>())
+            .collect()
+    };
+    let forwarded = all("forwarded");
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (key, value) = pair.trim().split_once('=')?;
+                    key.eq_ignore_ascii_case("for").then(|| parse_node(value))?
+                })
+            })
+            .collect();
+    }
+    all("x-forwarded-for").iter().filter_map(|v| parse_node(v)).collect()
+}
+
+/// An address from `for=` or `X-Forwarded-For`: `198.51.100.7`,
+/// `"[2001:db8::1]:4711"`, `198.51.100.7:80`.
+fn parse_node(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    text.rsplit_once(':').and_then(|(host, _)| host.parse().ok())
 }
 
 pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -77,6 +110,31 @@ mod tests {
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0";
         assert_eq!(browser_and_os(firefox), ("Firefox 130".into(), "Linux".into()));
         assert_eq!(browser_and_os(""), ("Unknown".into(), "Unknown".into()));
+    }
+
+    #[test]
+    fn forwarding_headers_are_read_in_both_forms() {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((
+                "forwarded",
+                "for=198.51.100.7;proto=https, for=\"[2001:db8::1]:4711\"",
+            ))
+            .insert_header(("x-forwarded-for", "203.0.113.9"))
+            .to_http_request();
+        let hops = forwarded_for(&req);
+        assert_eq!(
+            hops,
+            vec!["198.51.100.7".parse::<IpAddr>().expect("ip"), "2001:db8::1".parse().expect("ip")]
+        );
+
+        let req = actix_web::test::TestRequest::default()
+            .insert_header(("x-forwarded-for", "203.0.113.9, junk, 10.0.0.2:8080"))
+            .to_http_request();
+        let hops = forwarded_for(&req);
+        assert_eq!(
+            hops,
+            vec!["203.0.113.9".parse::<IpAddr>().expect("ip"), "10.0.0.2".parse().expect("ip")]
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::AppState;
 use super::backend::{verified_response, verify_body};
 use super::body::read_body;
-use super::client::client_ip;
 use super::error::ApiError;
 use crate::audit::Actor;
 
@@ -23,10 +22,11 @@ pub async fn verify(
         .into_iter()
         .find(|t| t.demo && t.enabled)
         .ok_or(ApiError::NotFound)?;
-    let actor = Actor::Anonymous { ip: client_ip(&req).to_string() };
+    let ip = state.defences.client_ip(&req);
+    let actor = Actor::Anonymous { ip: ip.to_string() };
 
     let body = read_body(body, 16 * 1024).await?;
-    let verified = verify_body(&state, std::sync::Arc::new(tenant), actor, &body).await?;
+    let verified = verify_body(&state, std::sync::Arc::new(tenant), actor, ip, &body).await?;
 
     Ok(verified_response(&verified))
 }

@@ -23,14 +23,18 @@ pub enum ApiError {
     Verify(VerifyError),
     #[error("no such session")]
     NotFound,
+    #[error("no such key for this user")]
+    NoSuchKey,
     #[error("the session was already confirmed or denied")]
     AlreadyFinished,
     #[error("the widget disconnected; nothing was delivered")]
     WidgetGone,
-    #[error("the sealed payload is larger than the {0}-byte limit")]
+    #[error("the request is larger than the {0}-byte limit")]
     TooLarge(usize),
     #[error("too many requests; try again in {0} s")]
     RateLimited(u64),
+    #[error("the server is at capacity; try again shortly")]
+    Busy,
     #[error("internal error")]
     Internal(String),
 }
@@ -43,11 +47,12 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::Conflict(code, _) => code,
             Self::Verify(e) => e.code(),
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::NoSuchKey => "not_found",
             Self::AlreadyFinished => "already_finished",
             Self::WidgetGone => "widget_gone",
             Self::TooLarge(_) => "too_large",
             Self::RateLimited(_) => "rate_limited",
+            Self::Busy => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -76,11 +81,12 @@ impl ResponseError for ApiError {
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::Verify(VerifyError::Malformed(_)) => StatusCode::BAD_REQUEST,
             Self::Verify(_) => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSuchKey => StatusCode::NOT_FOUND,
             Self::AlreadyFinished => StatusCode::CONFLICT,
             Self::WidgetGone => StatusCode::GONE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -3,8 +3,10 @@
 mod backend;
 mod body;
 pub mod client;
+pub mod defences;
 mod demo_backend;
 pub mod error;
+mod health;
 mod pages;
 mod phone;
 mod widget_ws;
@@ -26,6 +28,7 @@ pub struct AppState {
     /// Confirmed sessions awaiting server-side verification.
     pub confirmed: std::sync::Arc<ConfirmedLog>,
     pub audit: AuditLog,
+    pub defences: std::sync::Arc<defences::Defences>,
     /// Flips to true when the server begins to stop.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -42,7 +45,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, demo: bool) {
         .route("/widget/keyri.js", web::get().to(pages::widget_bundle))
         .route("/assets/{path:.*}", web::get().to(pages::asset))
         .route("/q", web::get().to(pages::scan))
-        .route("/healthz", web::get().to(|| async { "ok" }));
+        .route("/healthz", web::get().to(health::live))
+        .route("/readyz", web::get().to(health::ready))
+        .route("/metrics", web::get().to(health::metrics));
     if demo {
         cfg.route("/demo", web::get().to(pages::demo))
             .route("/demo/verify", web::post().to(demo_backend::verify));

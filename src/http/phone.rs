@@ -2,6 +2,7 @@
 //! or deny it. Every call names its tenant with `X-App-Key`; a session of
 //! another tenant is indistinguishable from one that does not exist.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use super::body::{parse_json, read_body_reporting};
-use super::client::{browser_and_os, client_ip, different_network, header_str};
+use super::client::{browser_and_os, different_network, header_str};
+use super::defences::Limit;
 use super::error::ApiError;
 use crate::audit::{Actor, Event, action};
 use crate::protocol::messages::{
@@ -29,12 +31,13 @@ pub async fn view(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = calling_tenant(&req, &state)?;
+    let (tenant, ip) = calling_tenant(&req, &state)?;
 
     let session = find_session(&state, &tenant, &path)?;
-    session.mark_scanned()?;
+    let seen_before = session.mark_scanned()?;
 
-    Ok(no_store(HttpResponse::Ok()).json(session_view(&session, &req)))
+    let status = if seen_before { SessionStatus::Scanned } else { SessionStatus::Pending };
+    Ok(no_store(HttpResponse::Ok()).json(session_view(&session, ip, status)))
 }
 
 pub async fn confirm(
@@ -43,7 +46,7 @@ pub async fn confirm(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = calling_tenant(&req, &state)?;
+    let (tenant, ip) = calling_tenant(&req, &state)?;
 
     let limit = tenant.max_sealed_bytes as usize;
     let body = read_body_reporting(body, limit.div_ceil(3) * 4 + BODY_OVERHEAD, limit).await?;
@@ -57,10 +60,12 @@ pub async fn confirm(
 
     let session = find_session(&state, &tenant, &path)?;
     session.finish(Outcome::Confirmed)?;
+    let started = std::time::Instant::now();
     session.deliver(request.sealed, DELIVERY_TIMEOUT).await?;
+    state.defences.metrics.relayed(started.elapsed());
     let origin = session.widget.origin.as_deref();
     state.confirmed.record(&session.id, &tenant.id, origin, crate::protocol::now_ms());
-    audit(&state, &tenant, &session, &req, action::SESSION_CONFIRM).await?;
+    audit(&state, &tenant, &session, ip, action::SESSION_CONFIRM).await?;
     tracing::info!(tenant = %tenant.id, session = %session.id, "session confirmed");
 
     Ok(status("confirmed"))
@@ -71,12 +76,12 @@ pub async fn deny(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = calling_tenant(&req, &state)?;
+    let (tenant, ip) = calling_tenant(&req, &state)?;
 
     let session = find_session(&state, &tenant, &path)?;
     session.finish(Outcome::Denied)?;
     session.notify_denied().await;
-    audit(&state, &tenant, &session, &req, action::SESSION_DENY).await?;
+    audit(&state, &tenant, &session, ip, action::SESSION_DENY).await?;
     tracing::info!(tenant = %tenant.id, session = %session.id, "session denied");
 
     Ok(status("denied"))
@@ -87,10 +92,10 @@ async fn audit(
     state: &AppState,
     tenant: &Tenant,
     session: &Session,
-    req: &HttpRequest,
+    ip: IpAddr,
     action: &'static str,
 ) -> Result<(), ApiError> {
-    let actor = Actor::Anonymous { ip: client_ip(req).to_string() };
+    let actor = Actor::Anonymous { ip: ip.to_string() };
     let event = Event::new(Some(&tenant.id), actor, action)
         .detail("session", session.id.to_string())
         .detail("origin", session.widget.origin.clone());
@@ -107,14 +112,19 @@ fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpRespo
     builder
 }
 
-/// The tenant named by `X-App-Key`.
-fn calling_tenant(req: &HttpRequest, state: &AppState) -> Result<Arc<Tenant>, ApiError> {
+/// The tenant named by `X-App-Key` and the caller's address, after both
+/// passed their rate limits.
+fn calling_tenant(req: &HttpRequest, state: &AppState) -> Result<(Arc<Tenant>, IpAddr), ApiError> {
+    let ip = state.defences.client_ip(req);
+    state.defences.check_ip(Limit::SessionCall, ip)?;
     let app_key = header_str(req, "x-app-key")
         .ok_or_else(|| ApiError::BadRequest("the X-App-Key header is required".into()))?;
-    state
+    let tenant = state
         .directory
         .by_app_key(app_key)
-        .ok_or_else(|| ApiError::Forbidden("unknown or disabled app key".into()))
+        .ok_or_else(|| ApiError::Forbidden("unknown or disabled app key".into()))?;
+    state.defences.check_tenant(Limit::SessionCall, &tenant.id)?;
+    Ok((tenant, ip))
 }
 
 fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> Result<Arc<Session>, ApiError> {
@@ -124,9 +134,8 @@ fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> Result<Arc<Sessi
         .ok_or(ApiError::NotFound)
 }
 
-fn session_view(session: &Session, req: &HttpRequest) -> SessionView {
+fn session_view(session: &Session, mobile_ip: IpAddr, status: SessionStatus) -> SessionView {
     let widget = &session.widget;
-    let mobile_ip = client_ip(req);
     let (browser, os) = browser_and_os(&widget.user_agent);
 
     let mut risks = Vec::new();
@@ -139,7 +148,7 @@ fn session_view(session: &Session, req: &HttpRequest) -> SessionView {
 
     SessionView {
         session_id: session.id.to_string(),
-        status: if session.was_scanned() { SessionStatus::Scanned } else { SessionStatus::Pending },
+        status,
         public_key: session.public_key.to_b64(),
         created_at: session.created_at,
         expires_at: session.expires_at,

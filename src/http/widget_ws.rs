@@ -6,25 +6,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::AppState;
-use super::client::{client_ip, header_str};
+use super::client::header_str;
+use super::defences::Limit;
 use super::error::ApiError;
 use crate::audit::action::SESSION_EXPIRE;
 use crate::audit::{self, Actor};
+use crate::limits::CapReached;
 use crate::protocol::PublicKey;
 use crate::protocol::messages::{WidgetIn, WidgetOut};
 use crate::relay::{Event, Outcome, Session, WidgetMeta};
 use crate::tenants::Tenant;
 
-/// Largest frame a widget may send: a hello is about 120 bytes.
-const MAX_WIDGET_FRAME: usize = 1024;
 /// Events queued for one widget; a session produces at most three.
 const EVENT_QUEUE: usize = 4;
+/// Seconds after which a client at its socket cap may try again.
+const SOCKET_RETRY_SECS: u64 = 5;
 /// Longest User-Agent kept for display to the phone.
 const MAX_USER_AGENT: usize = 512;
 
@@ -40,6 +42,8 @@ pub async fn connect(
     query: web::Query<WsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let ip = state.defences.client_ip(&req);
+    state.defences.check_ip(Limit::SocketOpen, ip)?;
     let app_key = query
         .app_key
         .as_deref()
@@ -48,12 +52,24 @@ pub async fn connect(
         .directory
         .by_app_key(app_key)
         .ok_or_else(|| ApiError::Forbidden("unknown or disabled app key".into()))?;
-    let origin = header_str(&req, "origin").map(str::to_owned);
-    check_origin(&tenant, origin.as_deref())?;
+    state.defences.check_tenant(Limit::SocketOpen, &tenant.id)?;
+    let origin = match req.headers().get("origin") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::Forbidden("the Origin header is not valid text".into()))?,
+        ),
+    };
+    check_origin(&tenant, origin)?;
+    let slot = state.defences.sockets.acquire(ip).map_err(|cap| match cap {
+        CapReached::PerAddress => ApiError::RateLimited(SOCKET_RETRY_SECS),
+        CapReached::Total => ApiError::Busy,
+    })?;
 
     let meta = WidgetMeta {
-        origin,
-        ip: client_ip(&req),
+        origin: origin.map(str::to_owned),
+        ip,
         user_agent: header_str(&req, "user-agent")
             .unwrap_or("")
             .chars()
@@ -62,15 +78,17 @@ pub async fn connect(
     };
     let (response, socket, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
+    let frame_limit = state.config.limits.widget_frame_bytes;
     let stream = stream
-        .max_frame_size(MAX_WIDGET_FRAME)
+        .max_frame_size(frame_limit)
         .aggregate_continuations()
-        .max_continuation_size(MAX_WIDGET_FRAME);
+        .max_continuation_size(frame_limit);
 
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
         let outcome = run(state, tenant, meta, socket.clone(), stream).await;
         let _ = socket.close(Some(outcome)).await;
+        drop(slot);
     });
     Ok(response)
 }
@@ -83,7 +101,8 @@ fn check_origin(tenant: &Tenant, origin: Option<&str>) -> Result<(), ApiError> {
         None => "native clients are not allowed for the app key",
     };
     // Operators need to see why a widget cannot connect; origins are public.
-    tracing::info!(tenant = %tenant.id, origin = origin.unwrap_or("-"), "widget refused: {refusal}");
+    let shown = origin.unwrap_or("-");
+    tracing::info!(tenant = %tenant.id, origin = shown, "widget refused: {refusal}");
     Err(ApiError::Forbidden(refusal.into()))
 }
 
@@ -103,18 +122,32 @@ async fn fail(socket: &mut actix_ws::Session, error: &str, message: &str) -> Clo
     close(CloseCode::Policy, error)
 }
 
+/// Answers a frame the protocol layer refused, such as one over the size
+/// limit, with an error frame before closing.
+async fn frame_error(socket: &mut actix_ws::Session, error: ProtocolError) -> CloseReason {
+    match error {
+        ProtocolError::Overflow => {
+            fail(socket, "too_large", "a frame is larger than the server accepts").await
+        }
+        _ => close(CloseCode::Protocol, "protocol error"),
+    }
+}
+
 /// Waits for the hello frame and returns the widget's public key.
 async fn hello(
     socket: &mut actix_ws::Session,
     stream: &mut AggregatedMessageStream,
     deadline: Duration,
 ) -> Result<PublicKey, CloseReason> {
+    // One deadline for the whole wait: pings do not buy more time.
+    let deadline = Instant::now() + deadline;
     let first = loop {
-        match tokio::time::timeout(deadline, stream.recv()).await {
+        match tokio::time::timeout_at(deadline, stream.recv()).await {
             Err(_) => {
                 return Err(fail(socket, "hello_timeout", "no hello within the time allowed").await);
             }
-            Ok(None) | Ok(Some(Err(_))) => return Err(close(CloseCode::Protocol, "closed")),
+            Ok(Some(Err(e))) => return Err(frame_error(socket, e).await),
+            Ok(None) => return Err(close(CloseCode::Normal, "closed")),
             Ok(Some(Ok(AggregatedMessage::Ping(bytes)))) => {
                 let _ = socket.pong(&bytes).await;
             }
@@ -142,6 +175,15 @@ async fn hello(
     }
 }
 
+/// Records a session that ran out of time after a phone had looked at it.
+async fn audit_expiry(state: &AppState, tenant: &Tenant, session: &Session) {
+    let event = audit::Event::new(Some(&tenant.id), Actor::System, SESSION_EXPIRE)
+        .detail("session", session.id.to_string());
+    if let Err(e) = state.audit.record(event).await {
+        tracing::error!(error = %e, "expiry not audited");
+    }
+}
+
 /// The whole life of one widget socket; returns how to close it.
 async fn run(
     state: Arc<AppState>,
@@ -161,7 +203,11 @@ async fn run(
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let lifetime_ms = i64::from(tenant.session_lifetime_secs) * 1000;
     let session = Session::new(tenant.id.clone(), public_key, lifetime_ms, meta, events_tx);
-    let (session, _guard) = state.registry.open(session);
+    let per_tenant = state.config.limits.pending_sessions_per_tenant;
+    let Ok((session, _guard)) = state.registry.open(session, per_tenant) else {
+        let message = "this app has too many logins waiting; try again shortly";
+        return fail(&mut socket, "too_many_sessions", message).await;
+    };
     tracing::debug!(tenant = %tenant.id, session = %session.id, "session opened");
 
     let greeting = WidgetOut::Session {
@@ -189,9 +235,10 @@ async fn run(
                     let _ = socket.pong(&bytes).await;
                 }
                 Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
-                Some(Ok(AggregatedMessage::Close(_))) | None | Some(Err(_)) => {
+                Some(Ok(AggregatedMessage::Close(_))) | None => {
                     return close(CloseCode::Normal, "closed");
                 }
+                Some(Err(e)) => return frame_error(&mut socket, e).await,
                 Some(Ok(_)) => {
                     return fail(&mut socket, "bad_request", "only one hello is allowed").await;
                 }
@@ -218,11 +265,7 @@ async fn run(
                 if session.finish(Outcome::Expired).is_ok() {
                     send(&mut socket, &WidgetOut::Expired).await;
                     if session.was_scanned() {
-                        let event = audit::Event::new(Some(&tenant.id), Actor::System, SESSION_EXPIRE)
-                            .detail("session", session.id.to_string());
-                        if let Err(e) = state.audit.record(event).await {
-                            tracing::error!(error = %e, "expiry not audited");
-                        }
+                        audit_expiry(&state, &tenant, &session).await;
                     }
                     return close(CloseCode::Normal, "expired");
                 }

@@ -3,6 +3,7 @@
 //! than `not_found`; the sweeper then removes it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::session::{Outcome, Session};
@@ -11,31 +12,80 @@ use crate::protocol::{SessionId, now_ms};
 #[derive(Default)]
 pub struct Registry {
     sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
+    /// Sessions with a live widget, per tenant.
+    live: Mutex<HashMap<String, usize>>,
+    /// Sessions ended, by outcome, in the order of `Outcome::ALL`.
+    ended: [AtomicU64; 4],
 }
 
 /// Held by the widget socket's task; when it is dropped the widget is gone
 /// and the session ends, if nothing else ended it first.
 pub struct WidgetGuard {
     session: Arc<Session>,
+    registry: Arc<Registry>,
 }
 
 impl Drop for WidgetGuard {
     fn drop(&mut self) {
         // Already finished is the normal case after a payload or expiry.
         let _ = self.session.finish(Outcome::WidgetGone);
+        if let Some(outcome) = self.session.outcome() {
+            let index = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+            self.registry.ended[index].fetch_add(1, Ordering::Relaxed);
+        }
+        let mut live = self.registry.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = live.get_mut(&self.session.tenant_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                live.remove(&self.session.tenant_id);
+            }
+        }
     }
 }
+
+/// The tenant already has as many waiting sessions as it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManySessions;
 
 impl Registry {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a new session for the widget that holds the returned guard.
-    pub fn open(&self, session: Session) -> (Arc<Session>, WidgetGuard) {
+    /// Registers a new session for the widget that holds the returned guard,
+    /// unless its tenant already has `per_tenant` sessions with live widgets.
+    pub fn open(
+        self: &Arc<Self>,
+        session: Session,
+        per_tenant: usize,
+    ) -> Result<(Arc<Session>, WidgetGuard), TooManySessions> {
+        {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let count = live.entry(session.tenant_id.clone()).or_insert(0);
+            if *count >= per_tenant {
+                return Err(TooManySessions);
+            }
+            *count += 1;
+        }
         let session = Arc::new(session);
         self.map().insert(session.id.clone(), session.clone());
-        (session.clone(), WidgetGuard { session })
+        Ok((session.clone(), WidgetGuard { session, registry: self.clone() }))
+    }
+
+    /// Sessions ended so far, by outcome.
+    pub fn ended(&self) -> Vec<(Outcome, u64)> {
+        Outcome::ALL.iter().zip(&self.ended).map(|(o, n)| (*o, n.load(Ordering::Relaxed))).collect()
+    }
+
+    /// Sessions whose widget is still connected, in all.
+    pub fn live(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+
+    /// Sessions of one tenant whose widget is still connected.
+    pub fn live_for(&self, tenant_id: &str) -> usize {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(tenant_id).copied().unwrap_or(0)
     }
 
     /// A session that has not passed its expiry.

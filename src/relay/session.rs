@@ -28,6 +28,11 @@ pub enum Outcome {
     WidgetGone,
 }
 
+impl Outcome {
+    pub const ALL: [Outcome; 4] =
+        [Outcome::Confirmed, Outcome::Denied, Outcome::Expired, Outcome::WidgetGone];
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Pending,

@@ -13,7 +13,7 @@ async fn a_confirmed_login_delivers_the_payload_to_the_widget_that_asked() {
 
     let phone = app.phone();
     let login = phone.fetch(&widget.qr()).await.expect("session fetched");
-    assert_eq!(login.view.status, SessionStatus::Scanned);
+    assert_eq!(login.view.status, SessionStatus::Pending, "no phone looked before this one");
     assert_eq!(login.view.widget.origin.as_deref(), Some(app.url.as_str()));
     assert_eq!(login.view.widget.browser, "Chrome 156");
     assert_eq!(login.view.widget.os, "Linux");

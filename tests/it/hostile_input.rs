@@ -100,9 +100,9 @@ async fn unknown_malformed_and_foreign_sessions_are_indistinguishable() {
     let err = foreign.deny(&session).await.expect_err("foreign");
     assert_eq!(err.code(), Some("not_found"));
 
-    // The foreign attempts changed nothing.
+    // The foreign attempts changed nothing: not even a scan was counted.
     let login = app.phone().fetch(&widget.qr()).await.expect("still pending");
-    assert_eq!(login.view.status, keyri::protocol::messages::SessionStatus::Scanned);
+    assert_eq!(login.view.status, keyri::protocol::messages::SessionStatus::Pending);
     app.stop().await;
 }
 
@@ -224,6 +224,10 @@ async fn oversized_widget_frames_close_the_socket_without_a_session() {
     let mut ws = app.connect(&app.app_key, Some(&app.url)).await.expect("socket");
     let huge = format!(r#"{{"type":"hello","publicKey":"{}"}}"#, "A".repeat(10_000));
     let _ = ws.send(Message::text(huge)).await;
+    match next_frame(&mut ws).await {
+        Frame::Json(WidgetOut::Error { error, .. }) => assert_eq!(error, "too_large"),
+        other => panic!("expected too_large, got {other:?}"),
+    }
     assert!(matches!(next_frame(&mut ws).await, Frame::Closed));
     assert_eq!(app.running.registry.open_count(), 0);
     app.stop().await;
