@@ -50,7 +50,7 @@ fn segment(text: &str) -> String {
 impl BackendClient {
     pub fn new(server: &str, api_secret: &str) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: crate::phone::http_client(),
             server: server.trim_end_matches('/').to_owned(),
             secret: api_secret.to_owned(),
         }

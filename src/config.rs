@@ -23,6 +23,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub rate_limits: RateLimitsConfig,
     pub metrics: MetricsConfig,
+    pub tls: TlsConfig,
     pub log: LogConfig,
 }
 
@@ -119,6 +120,21 @@ pub struct RateLimitsConfig {
 pub struct MetricsConfig {
     /// Address ranges allowed to read `/metrics`.
     pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`, the server speaks https.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,6 +303,11 @@ impl Config {
                 "sessions.lifetime_secs must be between 1 and 600".into(),
             ));
         }
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
+            return Err(ConfigError::Invalid(
+                "tls.cert_file and tls.key_file go together: set both or neither".into(),
+            ));
+        }
         crate::netmask::parse_list("network.trusted_proxies", &self.network.trusted_proxies)
             .map_err(ConfigError::Invalid)?;
         crate::netmask::parse_list("metrics.allow", &self.metrics.allow)
@@ -326,10 +347,11 @@ impl Config {
         if !self.server.public_url.is_empty() {
             return self.server.public_url.trim_end_matches('/').to_owned();
         }
+        let scheme = if self.tls.enabled() { "https" } else { "http" };
         if bound.ip().is_unspecified() {
-            return format!("http://localhost:{}", bound.port());
+            return format!("{scheme}://localhost:{}", bound.port());
         }
-        format!("http://{bound}")
+        format!("{scheme}://{bound}")
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -19,6 +19,7 @@ use crate::http::{AppState, routes};
 use crate::relay::{ConfirmedLog, Registry};
 use crate::store::{Store, StoreError};
 use crate::tenants::{NewSecret, NewTenant, normalize_origin};
+use crate::tls::{Tls, TlsError};
 
 /// How often finished and expired sessions are swept from memory.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -29,6 +30,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A running server.
@@ -47,12 +50,17 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     done: tokio::task::JoinHandle<std::io::Result<()>>,
     admin: admin_socket::Listener,
+    tls: Option<Tls>,
 }
 
 /// Opens the database, prepares the demo, and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
     let public_url = config.public_url(addr);
+    let tls = match config.tls.enabled() {
+        true => Some(Tls::new(config.tls.cert_file.as_ref(), config.tls.key_file.as_ref())?),
+        false => None,
+    };
     let store = Store::open(&config.db_path())?;
     let directory = Arc::new(Directory::new(store)?);
     let (demo_app_key, demo_secret) = match config.demo.enabled {
@@ -87,7 +95,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         shutdown: shutdown_rx,
     });
     let demo = config.demo.enabled;
-    let server = HttpServer::new(move || {
+    let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
@@ -98,8 +106,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     })
     .disable_signals()
     .client_request_timeout(Duration::from_secs(config.limits.request_header_timeout_secs))
-    .shutdown_timeout(config.server.shutdown_timeout_secs)
-    .listen(listener)?
+    .shutdown_timeout(config.server.shutdown_timeout_secs);
+    let server = match &tls {
+        Some(tls) => http.listen_rustls_0_23(listener, tls.server_config()?)?,
+        None => http.listen(listener)?,
+    }
     .run();
     let handle = server.handle();
     let done = tokio::spawn(server);
@@ -134,10 +145,20 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         shutdown,
         done,
         admin,
+        tls,
     })
 }
 
 impl Running {
+    /// Reads the TLS certificate and key again, keeping the current ones if
+    /// the files are not usable. Without TLS there is nothing to do.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
     /// Stops accepting, closes widget sockets, and waits for the rest.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);

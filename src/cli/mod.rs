@@ -52,6 +52,7 @@ enum Top {
 }
 
 pub fn main() -> ExitCode {
+    crate::tls::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         // The phone simulator talks to a server; it needs no configuration.

@@ -1,4 +1,5 @@
-//! `keyri serve`: runs until SIGINT or SIGTERM, then stops gracefully.
+//! `keyri serve`: runs until SIGINT or SIGTERM, then stops gracefully;
+//! SIGHUP reloads the TLS certificate.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -10,32 +11,66 @@ use crate::server;
 pub fn run(config: Config) -> Result<(), String> {
     let filter = EnvFilter::try_new(&config.log.level)
         .map_err(|e| format!("log.level {:?}: {e}", config.log.level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    raise_open_file_limit();
 
     runtime()?.block_on(async {
+        // Handlers first, so a signal sent as soon as the server says it runs
+        // is handled rather than fatal.
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
         let addr = config.bind_addr().map_err(|e| e.to_string())?;
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let running = server::start(config, listener).await.map_err(|e| e.to_string())?;
         match &running.demo_app_key {
             Some(app_key) => {
-                println!("keyri is running. Demo: {}/demo (app key {app_key})", running.public_url)
+                say(&format!("keyri is running. Demo: {}/demo (app key {app_key})", running.public_url))
             }
-            None => println!("keyri is running at {}", running.public_url),
+            None => say(&format!("keyri is running at {}", running.public_url)),
         }
         if let Some(secret) = &running.demo_secret {
             // Printed, never logged: like `keyri tenant create`, the one time
             // the secret is shown.
-            println!("Demo tenant created. Its API secret, shown only now: {}", secret.expose());
+            say(&format!("Demo tenant created. Its API secret, shown only now: {}", secret.expose()));
         }
 
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hangup.recv() => match running.reload_tls() {
+                    Ok(()) => tracing::info!("tls certificate reloaded"),
+                    Err(e) => tracing::error!(error = %e, "tls reload failed; keeping the current one"),
+                },
+            }
         }
         tracing::info!("stopping");
         running.stop().await;
         Ok(())
     })
+}
+
+/// Prints a line for the operator. A closed standard output must not stop a
+/// running server, so a failed write is ignored.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Each widget holds a socket open for as long as its code is shown, so the
+/// number of waiting logins is bounded by the open-file limit. Raises the soft
+/// limit to the hard one; if that fails the server still runs, with less room.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(
+            "open-file limit {limit}: can hold about {limit} sockets, waiting widgets and \
+             phone connections together"
+        ),
+        Err(e) => tracing::warn!("cannot raise the open-file limit, keeping the current one: {e}"),
+    }
 }

@@ -12,6 +12,12 @@ use crate::protocol::messages::{ConfirmRequest, ErrorBody, SessionView, StatusRe
 use crate::protocol::qr::QrLogin;
 use crate::protocol::{PublicKey, SessionId, b64, hpke, payload_info};
 
+/// An HTTP client that trusts the platform's roots.
+pub fn http_client() -> reqwest::Client {
+    crate::tls::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PhoneError {
     #[error("cannot reach the server: {0}")]
@@ -57,11 +63,13 @@ pub struct PhoneClient {
 
 impl PhoneClient {
     pub fn new(server: &str, app_key: &str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            server: server.trim_end_matches('/').to_owned(),
-            app_key: app_key.to_owned(),
-        }
+        Self::with_http(server, app_key, http_client())
+    }
+
+    /// A client over a `reqwest::Client` the app configured itself, for
+    /// example with its own trusted roots or certificate pinning.
+    pub fn with_http(server: &str, app_key: &str, http: reqwest::Client) -> Self {
+        Self { http, server: server.trim_end_matches('/').to_owned(), app_key: app_key.to_owned() }
     }
 
     /// The server a scanned code points to when it uses the default scan URL

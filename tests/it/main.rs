@@ -10,4 +10,5 @@ mod hostile_input;
 mod hpke_vectors;
 mod server_auth;
 mod support;
+mod tls;
 mod webdriver;

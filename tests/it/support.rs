@@ -48,6 +48,7 @@ impl TestApp {
     }
 
     pub async fn start_in(config: Config, dir: tempfile::TempDir) -> Self {
+        keyri::tls::install_crypto_provider();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let running = server::start(config.clone(), listener).await.expect("server starts");
         let url = running.public_url.clone();
@@ -127,7 +128,7 @@ impl TestApp {
     }
 
     pub fn http(&self) -> reqwest::Client {
-        reqwest::Client::new()
+        keyri::phone::http_client()
     }
 }
 

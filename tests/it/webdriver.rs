@@ -49,7 +49,7 @@ impl Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         let mut browser = Self {
             driver,
-            http: reqwest::Client::new(),
+            http: keyri::phone::http_client(),
             base: format!("http://127.0.0.1:{port}"),
             _profile: profile,
         };
