@@ -24,6 +24,7 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub metrics: MetricsConfig,
     pub tls: TlsConfig,
+    pub geoip: GeoIpConfig,
     pub log: LogConfig,
 }
 
@@ -120,6 +121,13 @@ pub struct RateLimitsConfig {
 pub struct MetricsConfig {
     /// Address ranges allowed to read `/metrics`.
     pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoIpConfig {
+    /// A MaxMind-format City or Country database; empty means none.
+    pub database: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,8 @@ pub enum Command {
         origins: Vec<String>,
         allow_native: bool,
         scan_url: Option<String>,
+        #[serde(default)]
+        risk_policy: crate::risk::Policy,
     },
     TenantList,
     #[serde(rename_all = "camelCase")]
@@ -64,7 +66,7 @@ pub fn execute(
 ) -> Result<Value, String> {
     let record = |event: Event| audit.record_blocking(event).map_err(|e| e.to_string());
     match command {
-        Command::TenantCreate { name, origins, allow_native, scan_url } => {
+        Command::TenantCreate { name, origins, allow_native, scan_url, risk_policy } => {
             let new = NewTenant {
                 name,
                 origins,
@@ -73,6 +75,7 @@ pub fn execute(
                 session_lifetime_secs: config.sessions.lifetime_secs,
                 max_sealed_bytes: config.sessions.max_sealed_bytes,
                 demo: false,
+                risk_policy,
             };
             let (tenant, secret) = directory.create(new).map_err(|e| e.to_string())?;
             tracing::info!(tenant = %tenant.id, "tenant created");
@@ -148,6 +151,7 @@ pub fn tenant_json(tenant: &Tenant) -> Value {
         "origins": tenant.origins,
         "allowNative": tenant.allow_native,
         "scanUrl": tenant.scan_url,
+        "riskPolicy": tenant.risk_policy,
         "enabled": tenant.enabled,
         "createdAt": tenant.created_at,
     })

@@ -13,6 +13,7 @@ use crate::audit::AuditLog;
 use crate::audit::writer::Writer;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::geo::GeoDb;
 use crate::http::defences::Defences;
 use crate::http::error::ApiError;
 use crate::http::{AppState, routes};
@@ -32,6 +33,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("{0}")]
+    Geo(String),
 }
 
 /// A running server.
@@ -67,6 +70,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         true => ensure_demo_tenant(&directory, &config, &public_url)?,
         false => (None, None),
     };
+    let geo = match config.geoip.database.as_str() {
+        "" => None,
+        path => Some(Arc::new(GeoDb::open(path.as_ref()).map_err(StartError::Geo)?)),
+    };
     let registry = Arc::new(Registry::default());
     let defences = Arc::new(Defences::new(&config));
     let confirmed = Arc::new(ConfirmedLog::default());
@@ -92,6 +99,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         confirmed: confirmed.clone(),
         audit: audit.clone(),
         defences: defences.clone(),
+        geo,
         shutdown: shutdown_rx,
     });
     let demo = config.demo.enabled;
@@ -207,6 +215,7 @@ fn ensure_demo_tenant(
                 session_lifetime_secs: config.sessions.lifetime_secs,
                 max_sealed_bytes: config.sessions.max_sealed_bytes,
                 demo: true,
+                risk_policy: Default::default(),
             };
             let (tenant, secret) = directory.create(new)?;
             created_secret = Some(secret);

@@ -29,6 +29,9 @@ pub struct Tenant {
     pub demo: bool,
     pub created_at: i64,
     pub secrets: Vec<SecretRecord>,
+    /// What each risk signal does for this tenant; unnamed ones warn.
+    #[serde(default)]
+    pub risk_policy: crate::risk::Policy,
 }
 
 /// An API secret as stored: its hash, never the secret.
@@ -96,6 +99,7 @@ pub struct NewTenant {
     pub session_lifetime_secs: u32,
     pub max_sealed_bytes: u32,
     pub demo: bool,
+    pub risk_policy: crate::risk::Policy,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -152,6 +156,7 @@ impl NewTenant {
             demo: self.demo,
             created_at: now,
             secrets: vec![secret.record(now)],
+            risk_policy: self.risk_policy,
         };
         Ok((tenant, secret))
     }

@@ -83,6 +83,7 @@ pub mod action {
     pub const SESSION_CONFIRM: &str = "session.confirm";
     pub const SESSION_DENY: &str = "session.deny";
     pub const SESSION_EXPIRE: &str = "session.expire";
+    pub const SESSION_REFUSE: &str = "session.refuse";
     pub const LOGIN_VERIFY: &str = "login.verify";
     pub const KEY_REGISTER: &str = "user_key.register";
     pub const KEY_REVOKE: &str = "user_key.revoke";

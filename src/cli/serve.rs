@@ -27,32 +27,39 @@ pub fn run(config: Config) -> Result<(), String> {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let running = server::start(config, listener).await.map_err(|e| e.to_string())?;
+        let url = &running.public_url;
         match &running.demo_app_key {
             Some(app_key) => {
-                say(&format!("keyri is running. Demo: {}/demo (app key {app_key})", running.public_url))
+                say(&format!("keyri is running. Demo: {url}/demo (app key {app_key})"))
             }
-            None => say(&format!("keyri is running at {}", running.public_url)),
+            None => say(&format!("keyri is running at {url}")),
         }
         if let Some(secret) = &running.demo_secret {
             // Printed, never logged: like `keyri tenant create`, the one time
             // the secret is shown.
-            say(&format!("Demo tenant created. Its API secret, shown only now: {}", secret.expose()));
+            let secret = secret.expose();
+            say(&format!("Demo tenant created. Its API secret, shown only now: {secret}"));
         }
 
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
-                _ = hangup.recv() => match running.reload_tls() {
-                    Ok(()) => tracing::info!("tls certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "tls reload failed; keeping the current one"),
-                },
+                _ = hangup.recv() => reload(&running),
             }
         }
         tracing::info!("stopping");
         running.stop().await;
         Ok(())
     })
+}
+
+/// SIGHUP: reads the TLS certificate and key again.
+fn reload(running: &server::Running) {
+    match running.reload_tls() {
+        Ok(()) => tracing::info!("tls certificate reloaded"),
+        Err(e) => tracing::error!(error = %e, "tls reload failed; keeping the current one"),
+    }
 }
 
 /// Prints a line for the operator. A closed standard output must not stop a

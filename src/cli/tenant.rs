@@ -23,6 +23,10 @@ pub enum TenantCommand {
         /// Where codes point, such as https://app.example.com/keyri or myapp://keyri.
         #[arg(long)]
         scan_url: Option<String>,
+        /// What a risk signal does: show, warn (the default) or refuse, as
+        /// signal=action, e.g. different_country=refuse (repeatable).
+        #[arg(long = "risk", value_parser = crate::risk::parse_rule)]
+        risk: Vec<(String, crate::risk::Action)>,
         #[arg(long)]
         json: bool,
     },
@@ -45,14 +49,15 @@ pub enum TenantCommand {
 
 pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
     let (command, json) = match command {
-        TenantCommand::Create { name, origins, allow_native, scan_url, json } => {
+        TenantCommand::Create { name, origins, allow_native, scan_url, risk, json } => {
             if origins.is_empty() && !allow_native {
                 eprintln!(
                     "warning: with no --origin and no --allow-native, no widget can connect \
                      for this tenant yet"
                 );
             }
-            (Command::TenantCreate { name, origins, allow_native, scan_url }, json)
+            let risk_policy = risk.into_iter().collect();
+            (Command::TenantCreate { name, origins, allow_native, scan_url, risk_policy }, json)
         }
         TenantCommand::List { json } => (Command::TenantList, json),
         TenantCommand::RotateSecret { tenant, grace, json } => {

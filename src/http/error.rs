@@ -35,6 +35,8 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("the server is at capacity; try again shortly")]
     Busy,
+    #[error("{0}")]
+    RiskRefused(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -53,6 +55,7 @@ impl ApiError {
             Self::TooLarge(_) => "too_large",
             Self::RateLimited(_) => "rate_limited",
             Self::Busy => "busy",
+            Self::RiskRefused(_) => "risk_refused",
             Self::Internal(_) => "internal",
         }
     }
@@ -87,6 +90,7 @@ impl ResponseError for ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RiskRefused(_) => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub confirmed: std::sync::Arc<ConfirmedLog>,
     pub audit: AuditLog,
     pub defences: std::sync::Arc<defences::Defences>,
+    /// The GeoIP database, when one is configured.
+    pub geo: Option<std::sync::Arc<crate::geo::GeoDb>>,
     /// Flips to true when the server begins to stop.
     pub shutdown: watch::Receiver<bool>,
 }

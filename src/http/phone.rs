@@ -10,15 +10,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use super::body::{parse_json, read_body_reporting};
-use super::client::{browser_and_os, different_network, header_str};
+use super::client::{browser_and_os, header_str};
 use super::defences::Limit;
 use super::error::ApiError;
 use crate::audit::{Actor, Event, action};
+use crate::geo::Place;
 use crate::protocol::messages::{
-    ConfirmRequest, MobileInfo, SessionStatus, SessionView, StatusResponse, WidgetInfo, risk,
+    ConfirmRequest, MobileInfo, SessionStatus, SessionView, StatusResponse, WidgetInfo,
 };
 use crate::protocol::{SessionId, b64, hpke};
 use crate::relay::{Outcome, Session};
+use crate::risk::{self, Assessment, Sides};
 use crate::tenants::Tenant;
 
 /// How long a confirm waits for the widget's socket to take the payload.
@@ -34,10 +36,15 @@ pub async fn view(
     let (tenant, ip) = calling_tenant(&req, &state)?;
 
     let session = find_session(&state, &tenant, &path)?;
+    let mobile = Mobile::of(&state, ip);
+    let assessment = assess(&tenant, &session, &mobile);
+    if let Some(signal) = &assessment.refused {
+        return Err(refuse(&state, &tenant, &session, ip, signal).await);
+    }
     let seen_before = session.mark_scanned()?;
 
     let status = if seen_before { SessionStatus::Scanned } else { SessionStatus::Pending };
-    Ok(no_store(HttpResponse::Ok()).json(session_view(&session, ip, status)))
+    Ok(no_store(HttpResponse::Ok()).json(session_view(&session, &mobile, assessment, status)))
 }
 
 pub async fn confirm(
@@ -59,6 +66,11 @@ pub async fn confirm(
     hpke::check_sealed_shape(&sealed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
 
     let session = find_session(&state, &tenant, &path)?;
+    // An app that confirms without looking first meets the same policy.
+    let assessment = assess(&tenant, &session, &Mobile::of(&state, ip));
+    if let Some(signal) = &assessment.refused {
+        return Err(refuse(&state, &tenant, &session, ip, signal).await);
+    }
     session.finish(Outcome::Confirmed)?;
     let started = std::time::Instant::now();
     session.deliver(request.sealed, DELIVERY_TIMEOUT).await?;
@@ -134,17 +146,65 @@ fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> Result<Arc<Sessi
         .ok_or(ApiError::NotFound)
 }
 
-fn session_view(session: &Session, mobile_ip: IpAddr, status: SessionStatus) -> SessionView {
+/// Weighs the risk signals between this phone and the session's widget.
+fn assess(tenant: &Tenant, session: &Session, mobile: &Mobile) -> Assessment {
+    let widget = &session.widget;
+    let sides = Sides {
+        widget_ip: widget.ip,
+        widget_origin: widget.origin.as_deref(),
+        widget_place: widget.place.as_ref(),
+        mobile_ip: mobile.ip,
+        mobile_place: mobile.place.as_ref(),
+    };
+    risk::assess(&sides, &tenant.risk_policy)
+}
+
+/// Ends a session that a risk signal refuses, tells the widget, and records
+/// it; the phone gets the refusal as its answer.
+async fn refuse(
+    state: &AppState,
+    tenant: &Tenant,
+    session: &Session,
+    ip: IpAddr,
+    signal: &str,
+) -> ApiError {
+    // A session that already ended answers as such, not with a new refusal.
+    if let Err(ended) = session.finish(Outcome::Denied) {
+        return ended.into();
+    }
+    let message = risk::refusal_message(signal);
+    session.notify_refused(message.clone()).await;
+    let actor = Actor::Anonymous { ip: ip.to_string() };
+    let event = Event::new(Some(&tenant.id), actor, action::SESSION_REFUSE)
+        .outcome(signal)
+        .detail("session", session.id.to_string());
+    if let Err(e) = state.audit.record(event).await {
+        return ApiError::internal(e);
+    }
+    tracing::info!(tenant = %tenant.id, session = %session.id, signal, "session refused");
+    ApiError::RiskRefused(message)
+}
+
+/// The phone as the server sees it.
+struct Mobile {
+    ip: IpAddr,
+    place: Option<Place>,
+}
+
+impl Mobile {
+    fn of(state: &AppState, ip: IpAddr) -> Self {
+        Self { ip, place: state.geo.as_ref().and_then(|geo| geo.place(ip)) }
+    }
+}
+
+fn session_view(
+    session: &Session,
+    mobile: &Mobile,
+    assessment: Assessment,
+    status: SessionStatus,
+) -> SessionView {
     let widget = &session.widget;
     let (browser, os) = browser_and_os(&widget.user_agent);
-
-    let mut risks = Vec::new();
-    if different_network(widget.ip, mobile_ip) {
-        risks.push(risk::DIFFERENT_NETWORK.to_owned());
-    }
-    if widget.origin.is_none() {
-        risks.push(risk::NATIVE_CLIENT.to_owned());
-    }
 
     SessionView {
         session_id: session.id.to_string(),
@@ -158,9 +218,14 @@ fn session_view(session: &Session, mobile_ip: IpAddr, status: SessionStatus) -> 
             user_agent: widget.user_agent.clone(),
             browser,
             os,
-            location: None,
+            location: widget.place.as_ref().map(|p| p.location.clone()),
         },
-        mobile: MobileInfo { ip: mobile_ip.to_string() },
-        risk: risks,
+        mobile: MobileInfo {
+            ip: mobile.ip.to_string(),
+            location: mobile.place.as_ref().map(|p| p.location.clone()),
+        },
+        risk: assessment.warnings,
+        notices: assessment.notices,
+        distance_km: assessment.distance_km,
     }
 }

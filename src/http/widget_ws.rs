@@ -75,6 +75,7 @@ pub async fn connect(
             .chars()
             .take(MAX_USER_AGENT)
             .collect(),
+        place: state.geo.as_ref().and_then(|geo| geo.place(ip)),
     };
     let (response, socket, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
@@ -256,6 +257,9 @@ async fn run(
                 Some(Event::Denied) => {
                     send(&mut socket, &WidgetOut::Denied).await;
                     return close(CloseCode::Normal, "denied");
+                }
+                Some(Event::Refused(message)) => {
+                    return fail(&mut socket, "risk_refused", &message).await;
                 }
                 None => return close(CloseCode::Normal, "closed"),
             },

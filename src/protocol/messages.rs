@@ -52,7 +52,14 @@ pub struct SessionView {
     pub expires_at: i64,
     pub widget: WidgetInfo,
     pub mobile: MobileInfo,
+    /// Signals the app must warn the user about.
     pub risk: Vec<String>,
+    /// Signals the tenant chose only to show, not to warn about.
+    #[serde(default)]
+    pub notices: Vec<String>,
+    /// Distance between the browser and the phone, when both are located.
+    #[serde(default)]
+    pub distance_km: Option<u32>,
 }
 
 /// Where the login comes from, as seen by the server.
@@ -67,7 +74,7 @@ pub struct WidgetInfo {
     pub location: Option<Location>,
 }
 
-#[derive(Debug, Deserialize, Serialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
     pub country: Option<String>,
@@ -78,6 +85,8 @@ pub struct Location {
 #[serde(rename_all = "camelCase")]
 pub struct MobileInfo {
     pub ip: String,
+    #[serde(default)]
+    pub location: Option<Location>,
 }
 
 /// Body of `POST /v1/sessions/{id}/confirm`.

@@ -17,6 +17,7 @@ pub struct WidgetMeta {
     pub origin: Option<String>,
     pub ip: std::net::IpAddr,
     pub user_agent: String,
+    pub place: Option<crate::geo::Place>,
 }
 
 /// How a session ended.
@@ -50,6 +51,8 @@ pub enum Event {
         delivered: oneshot::Sender<()>,
     },
     Denied,
+    /// The server refused the login for a risk signal; the text says why.
+    Refused(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -174,6 +177,12 @@ impl Session {
     pub async fn notify_denied(&self) {
         // If the widget has gone there is no one left to tell.
         let _ = self.events.send(Event::Denied).await;
+    }
+
+    /// Tells the widget the server refused the login. The caller must have
+    /// won `finish(Denied)`.
+    pub async fn notify_refused(&self, message: String) {
+        let _ = self.events.send(Event::Refused(message)).await;
     }
 
     pub fn outcome(&self) -> Option<Outcome> {

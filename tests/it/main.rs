@@ -8,6 +8,8 @@ mod cli;
 mod flow;
 mod hostile_input;
 mod hpke_vectors;
+mod mmdb;
+mod risk;
 mod server_auth;
 mod support;
 mod tls;
