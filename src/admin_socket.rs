@@ -21,6 +21,8 @@ use crate::ops::{self, Command};
 
 /// Longest request line; commands are small.
 const MAX_REQUEST: u64 = 64 * 1024;
+/// Pause after a failed accept before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How long a command may take before the client gives up.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,7 +55,17 @@ impl Listener {
 
         let config = config.clone();
         let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, for example: the socket
+                        // must outlive it, so wait and accept again.
+                        tracing::warn!(error = %e, "admin socket cannot accept; retrying");
+                        tokio::time::sleep(ACCEPT_RETRY).await;
+                        continue;
+                    }
+                };
                 let (directory, config, audit) = (directory.clone(), config.clone(), audit.clone());
                 tokio::spawn(async move { serve_one(stream, directory, audit, config).await });
             }

@@ -296,7 +296,7 @@ impl Config {
         table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
         if !self.server.public_url.is_empty() {
             let url = &self.server.public_url;
@@ -333,10 +333,16 @@ impl Config {
                     .into(),
             ));
         }
-        if self.sessions.ping_interval_secs == 0 || self.sessions.hello_timeout_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "sessions.ping_interval_secs and hello_timeout_secs must be positive".into(),
-            ));
+        let bounded = [
+            ("sessions.ping_interval_secs", self.sessions.ping_interval_secs, 3600),
+            ("sessions.hello_timeout_secs", self.sessions.hello_timeout_secs, 300),
+            ("limits.request_header_timeout_secs", limits.request_header_timeout_secs, 300),
+            ("server.shutdown_timeout_secs", self.server.shutdown_timeout_secs.max(1), 3600),
+        ];
+        for (name, value, max) in bounded {
+            if value == 0 || value > max {
+                return Err(ConfigError::Invalid(format!("{name} must be between 1 and {max}")));
+            }
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! a database read. All tenant changes go through here to keep both in step.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::store::{Store, StoreError};
 use crate::tenants::{NewSecret, NewTenant, Tenant, TenantError, hash_secret};
@@ -15,6 +15,10 @@ pub struct Directory {
     by_app_key: RwLock<HashMap<String, Arc<Tenant>>>,
     /// Tenants by the hash of each of their API secrets.
     by_secret: RwLock<HashMap<String, Arc<Tenant>>>,
+    /// Held across every read-change-write of tenants and the reload of the
+    /// indexes after it, so concurrent changes neither lose one another nor
+    /// leave an older index in place.
+    changes: Mutex<()>,
 }
 
 impl Directory {
@@ -23,6 +27,7 @@ impl Directory {
             store: RwLock::new(Some(store)),
             by_app_key: RwLock::default(),
             by_secret: RwLock::default(),
+            changes: Mutex::new(()),
         };
         directory.reload()?;
         Ok(directory)
@@ -76,8 +81,13 @@ impl Directory {
         self.with_store(Store::tenants)
     }
 
+    fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn create(&self, new: NewTenant) -> Result<(Tenant, NewSecret), StoreError> {
         let (tenant, secret) = new.build()?;
+        let _changing = self.changing();
         self.with_store(|s| s.insert_tenant(&tenant))?;
         self.reload()?;
         Ok((tenant, secret))
@@ -97,6 +107,7 @@ impl Directory {
         key: &str,
         change: impl FnOnce(&mut Tenant) -> T,
     ) -> Result<(Tenant, T), StoreError> {
+        let _changing = self.changing();
         let mut tenant = self.find(key)?;
         let result = change(&mut tenant);
         self.with_store(|s| s.put_tenant(&tenant))?;

@@ -33,6 +33,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Geo(String),
 }
@@ -58,6 +60,7 @@ pub struct Running {
 
 /// Opens the database, prepares the demo, and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, StartError> {
+    config.validate()?;
     let addr = listener.local_addr()?;
     let public_url = config.public_url(addr);
     let tls = match config.tls.enabled() {
@@ -110,7 +113,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
                 ApiError::BadRequest(format!("bad query string: {e}")).into()
             }))
             .configure(|cfg| routes(cfg, demo))
-            .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
+            .default_service(web::to(|| async { Err::<String, _>(ApiError::NoSuchRoute) }))
     })
     .disable_signals()
     .client_request_timeout(Duration::from_secs(config.limits.request_header_timeout_secs))

@@ -92,7 +92,9 @@ fn parse_since(text: &str) -> Result<i64, String> {
     }
     let secs = parse_duration(text)
         .map_err(|_| format!("--since {text:?}: use an age such as 24h or a date 2026-12-01"))?;
-    Ok(now_ms() - i64::try_from(secs).unwrap_or(i64::MAX / 1000) * 1000)
+    let ms = i64::try_from(secs).ok().and_then(|s| s.checked_mul(1000));
+    // An age older than the clock itself means everything.
+    Ok(ms.map_or(i64::MIN, |ms| now_ms().saturating_sub(ms)))
 }
 
 fn parse_date(text: &str) -> Option<i64> {

@@ -57,7 +57,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         // The phone simulator talks to a server; it needs no configuration.
         Top::Phone(command) => phone::run(command),
-        other => match Config::load(cli.config.as_deref(), std::env::vars()) {
+        other => match settings_from_env()
+            .and_then(|vars| Config::load(cli.config.as_deref(), vars).map_err(|e| e.to_string()))
+        {
             Err(e) => Err(format!("configuration: {e}")),
             Ok(config) => match other {
                 Top::Serve => serve::run(config),
@@ -80,7 +82,13 @@ pub fn main() -> ExitCode {
 /// Runs an operator command on the database file, or through the running
 /// server's admin socket when the server holds the file.
 pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
-    match Store::open(&config.db_path()) {
+    let path = config.db_path();
+    // Only a command that changes something may create the database; a
+    // look at a mistyped data dir must not leave an empty one behind.
+    if !command.records() && !path.exists() {
+        return Err(format!("no database at {} (is storage.data_dir right?)", path.display()));
+    }
+    match Store::open(&path) {
         Ok(store) => {
             let directory = Arc::new(Directory::new(store).map_err(|e| e.to_string())?);
             let (audit, writer) = match command.records() && config.audit.enabled {
@@ -107,6 +115,22 @@ pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
             }),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// The environment as text. Variables that are not UTF-8 are skipped, unless
+/// they are settings (`KEYRI_…`), which are then refused by name.
+fn settings_from_env() -> Result<Vec<(String, String)>, String> {
+    let mut vars = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        match (key.into_string(), value.into_string()) {
+            (Ok(key), Ok(value)) => vars.push((key, value)),
+            (Ok(key), Err(_)) if key.starts_with("KEYRI_") => {
+                return Err(format!("{key}: the value is not UTF-8 text"));
+            }
+            _ => {}
+        }
+    }
+    Ok(vars)
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.

@@ -79,9 +79,11 @@ pub struct Target {
     /// The tenant's app key, as built into the app.
     #[arg(long)]
     app_key: String,
-    /// The keyri server [default: taken from the code's scan URL].
+    /// The keyri server this app talks to, such as https://login.example.com.
+    /// Never taken from the code: a forged code must not choose where the
+    /// app sends its app key and payload.
     #[arg(long)]
-    server: Option<String>,
+    server: String,
 }
 
 pub fn run(command: PhoneCommand) -> Result<(), String> {
@@ -191,13 +193,8 @@ async fn register(
 async fn fetch(target: &Target) -> Result<(PhoneClient, PendingLogin), String> {
     let text = read_code(&target.code)?;
     let qr = QrLogin::parse(&text).map_err(|e| e.to_string())?;
-    let server = match &target.server {
-        Some(server) => server.clone(),
-        None => PhoneClient::server_from_scan_url(&qr.scan_url).ok_or_else(|| {
-            format!("the code's scan URL {} names no server: give --server", qr.scan_url)
-        })?,
-    };
-    let client = PhoneClient::new(&server, &target.app_key);
+    let server = &target.server;
+    let client = PhoneClient::new(server, &target.app_key);
     let login = client.fetch(&qr).await.map_err(|e| e.to_string())?;
     Ok((client, login))
 }

@@ -35,6 +35,17 @@ pub struct Defences {
     verify_failures_ip: RateLimiter<IpAddr>,
 }
 
+/// The key an address is limited by: itself for IPv4, its /64 for IPv6.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
 impl Defences {
     /// Builds the defences; the config was validated, so ranges parse.
     pub fn new(config: &Config) -> Self {
@@ -92,8 +103,10 @@ impl Defences {
         ApiError::RateLimited(retry_after)
     }
 
-    /// Counts a call against the client address's limit.
+    /// Counts a call against the client address's limit. IPv6 clients are
+    /// counted by their /64, which one subscriber usually holds whole.
     pub fn check_ip(&self, limit: Limit, ip: IpAddr) -> Result<(), ApiError> {
+        let ip = limit_key(ip);
         let limiter = match limit {
             Limit::SocketOpen => &self.socket_opens_ip,
             Limit::SessionCall => &self.session_calls_ip,
@@ -115,12 +128,12 @@ impl Defences {
     /// Refuses a client address that has had too many verifications
     /// refused lately.
     pub fn check_verify_failures(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.verify_failures_ip.peek(&ip).map_err(|secs| self.refused(secs))
+        self.verify_failures_ip.peek(&limit_key(ip)).map_err(|secs| self.refused(secs))
     }
 
     /// Counts a refused verification; a success never gives one back.
     pub fn verify_failed(&self, ip: IpAddr) {
-        let _ = self.verify_failures_ip.check(&ip);
+        let _ = self.verify_failures_ip.check(&limit_key(ip));
     }
 
     pub fn sweep(&self) {
@@ -131,5 +144,23 @@ impl Defences {
         self.verify_ip.sweep();
         self.verify_tenant.sweep();
         self.verify_failures_ip.sweep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(other));
+        let v4: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(limit_key(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+        assert_eq!(limit_key(mapped), v4);
     }
 }

@@ -25,6 +25,8 @@ pub enum ApiError {
     NotFound,
     #[error("no such key for this user")]
     NoSuchKey,
+    #[error("no such route")]
+    NoSuchRoute,
     #[error("the session was already confirmed or denied")]
     AlreadyFinished,
     #[error("the widget disconnected; nothing was delivered")]
@@ -49,7 +51,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::Conflict(code, _) => code,
             Self::Verify(e) => e.code(),
-            Self::NotFound | Self::NoSuchKey => "not_found",
+            Self::NotFound | Self::NoSuchKey | Self::NoSuchRoute => "not_found",
             Self::AlreadyFinished => "already_finished",
             Self::WidgetGone => "widget_gone",
             Self::TooLarge(_) => "too_large",
@@ -84,7 +86,7 @@ impl ResponseError for ApiError {
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::Verify(VerifyError::Malformed(_)) => StatusCode::BAD_REQUEST,
             Self::Verify(_) => StatusCode::UNAUTHORIZED,
-            Self::NotFound | Self::NoSuchKey => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSuchKey | Self::NoSuchRoute => StatusCode::NOT_FOUND,
             Self::AlreadyFinished => StatusCode::CONFLICT,
             Self::WidgetGone => StatusCode::GONE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -7,6 +7,13 @@ use super::AppState;
 use super::error::ApiError;
 use crate::metrics::Gauges;
 
+/// The OpenAPI document of the HTTP API, as shipped in `docs/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(OPENAPI)
+}
+
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }

@@ -47,6 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, demo: bool) {
         .route("/widget/keyri.js", web::get().to(pages::widget_bundle))
         .route("/assets/{path:.*}", web::get().to(pages::asset))
         .route("/q", web::get().to(pages::scan))
+        .route("/v1/openapi.json", web::get().to(health::openapi))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
         .route("/metrics", web::get().to(health::metrics));

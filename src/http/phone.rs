@@ -72,11 +72,16 @@ pub async fn confirm(
         return Err(refuse(&state, &tenant, &session, ip, signal).await);
     }
     session.finish(Outcome::Confirmed)?;
-    let started = std::time::Instant::now();
-    session.deliver(request.sealed, DELIVERY_TIMEOUT).await?;
-    state.defences.metrics.relayed(started.elapsed());
+    // Known to verification before the widget can hand the payload to its
+    // page, so a backend that verifies at once finds the session.
     let origin = session.widget.origin.as_deref();
     state.confirmed.record(&session.id, &tenant.id, origin, crate::protocol::now_ms());
+    let started = std::time::Instant::now();
+    if let Err(gone) = session.deliver(request.sealed, DELIVERY_TIMEOUT).await {
+        state.confirmed.forget(&session.id);
+        return Err(gone.into());
+    }
+    state.defences.metrics.relayed(started.elapsed());
     audit(&state, &tenant, &session, ip, action::SESSION_CONFIRM).await?;
     tracing::info!(tenant = %tenant.id, session = %session.id, "session confirmed");
 

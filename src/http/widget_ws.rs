@@ -8,12 +8,12 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::AppState;
 use super::client::header_str;
-use super::defences::Limit;
+use super::defences::{Limit, limit_key};
 use super::error::ApiError;
 use crate::audit::action::SESSION_EXPIRE;
 use crate::audit::{self, Actor};
@@ -62,7 +62,7 @@ pub async fn connect(
         ),
     };
     check_origin(&tenant, origin)?;
-    let slot = state.defences.sockets.acquire(ip).map_err(|cap| match cap {
+    let slot = state.defences.sockets.acquire(limit_key(ip)).map_err(|cap| match cap {
         CapReached::PerAddress => ApiError::RateLimited(SOCKET_RETRY_SECS),
         CapReached::Total => ApiError::Busy,
     })?;
@@ -139,11 +139,16 @@ async fn hello(
     socket: &mut actix_ws::Session,
     stream: &mut AggregatedMessageStream,
     deadline: Duration,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Result<PublicKey, CloseReason> {
     // One deadline for the whole wait: pings do not buy more time.
     let deadline = Instant::now() + deadline;
     let first = loop {
-        match tokio::time::timeout_at(deadline, stream.recv()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, stream.recv()) => next,
+            _ = shutdown.changed() => return Err(close(CloseCode::Away, "server stopping")),
+        };
+        match next {
             Err(_) => {
                 return Err(fail(socket, "hello_timeout", "no hello within the time allowed").await);
             }
@@ -194,12 +199,11 @@ async fn run(
     mut stream: AggregatedMessageStream,
 ) -> CloseReason {
     let limits = &state.config.sessions;
-    let public_key =
-        match hello(&mut socket, &mut stream, Duration::from_secs(limits.hello_timeout_secs)).await
-        {
-            Ok(key) => key,
-            Err(reason) => return reason,
-        };
+    let deadline = Duration::from_secs(limits.hello_timeout_secs);
+    let public_key = match hello(&mut socket, &mut stream, deadline, state.shutdown.clone()).await {
+        Ok(key) => key,
+        Err(reason) => return reason,
+    };
 
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let lifetime_ms = i64::from(tenant.session_lifetime_secs) * 1000;

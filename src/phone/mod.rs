@@ -72,20 +72,6 @@ impl PhoneClient {
         Self { http, server: server.trim_end_matches('/').to_owned(), app_key: app_key.to_owned() }
     }
 
-    /// The server a scanned code points to when it uses the default scan URL
-    /// (`<public_url>/q`) or another http(s) URL on the server.
-    pub fn server_from_scan_url(scan_url: &str) -> Option<String> {
-        if !(scan_url.starts_with("https://") || scan_url.starts_with("http://")) {
-            return None;
-        }
-        if let Some(base) = scan_url.strip_suffix("/q") {
-            return Some(base.to_owned());
-        }
-        let (scheme, rest) = scan_url.split_once("://")?;
-        let host = rest.split('/').next()?;
-        Some(format!("{scheme}://{host}"))
-    }
-
     fn url(&self, session: &SessionId, action: &str) -> String {
         format!("{}/v1/sessions/{session}{action}", self.server)
     }
@@ -171,19 +157,5 @@ async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, P
             message: body.message,
         }),
         Err(_) => Err(PhoneError::BadResponse(format!("HTTP {status}"))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_is_derived_from_http_scan_urls_only() {
-        let from = PhoneClient::server_from_scan_url;
-        assert_eq!(from("https://id.example.com/q").as_deref(), Some("https://id.example.com"));
-        assert_eq!(from("https://x.example/keyri/q").as_deref(), Some("https://x.example/keyri"));
-        assert_eq!(from("https://x.example/link").as_deref(), Some("https://x.example"));
-        assert_eq!(from("myapp://keyri"), None);
     }
 }

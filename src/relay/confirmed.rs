@@ -46,6 +46,11 @@ impl ConfirmedLog {
         self.map().insert(id.clone(), entry);
     }
 
+    /// Forgets a session, for one whose payload could not be delivered.
+    pub fn forget(&self, id: &SessionId) {
+        self.map().remove(id);
+    }
+
     /// Marks the session verified if it may be; `origin` is what the signed
     /// request claims ("" for a native client). Atomic: of two concurrent
     /// calls for one session, one succeeds.

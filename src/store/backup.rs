@@ -1,6 +1,7 @@
 //! A consistent copy of the whole database, made from one read snapshot, so
 //! it can be taken while the server runs and writes.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -40,6 +41,14 @@ impl Store {
                 source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
             });
         }
+        // The copy holds everything the database does: only its owner may
+        // read it, from the moment it exists.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| StoreError::Io { path: path.display().to_string(), source })?;
         let snapshot = self.db.begin_read()?;
         let target = Database::create(path).map_err(|e| StoreError::Db(e.into()))?;
         let txn = target.begin_write()?;

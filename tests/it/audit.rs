@@ -180,6 +180,9 @@ async fn a_backup_taken_while_the_server_runs_is_whole_and_verifies() {
             .expect("ran");
     assert!(!again.status.success(), "an existing file is never overwritten");
 
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&backup).expect("backup").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the backup is readable by others: {mode:o}");
     let store = keyri::store::Store::open(&backup).expect("the backup opens");
     let tenants = store.tenants().expect("tenants");
     assert_eq!(tenants.len(), 1);

@@ -147,9 +147,10 @@ async fn the_phone_simulator_approves_a_login_from_the_code_text() {
     let mut widget = app.widget().await;
     let code = widget.qr().to_text();
     let app_key = app.app_key.clone();
+    let url = app.url.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args(["phone", "approve", &code, "--app-key", &app_key])
+            .args(["phone", "approve", &code, "--server", &url, "--app-key", &app_key])
             .args(["--payload", "token from the terminal", "--yes"])
             .output()
             .expect("runs")
@@ -172,10 +173,21 @@ async fn the_phone_simulator_denies_when_the_user_says_no() {
     let mut widget = app.widget().await;
     let code = widget.qr().to_text();
     let app_key = app.app_key.clone();
+    let url = app.url.clone();
     let output = tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut child = Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args(["phone", "approve", &code, "--app-key", &app_key, "--payload", "x"])
+            .args([
+                "phone",
+                "approve",
+                &code,
+                "--server",
+                &url,
+                "--app-key",
+                &app_key,
+                "--payload",
+                "x",
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -201,9 +213,11 @@ async fn the_phone_simulator_reads_a_png_of_the_code() {
     std::fs::write(&path, png).expect("written");
 
     let app_key = app.app_key.clone();
+    let url = app.url.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args(["phone", "approve", path.to_str().expect("utf-8"), "--app-key", &app_key])
+            .args(["phone", "approve", path.to_str().expect("utf-8"), "--server", &url])
+            .args(["--app-key", &app_key])
             .args(["--payload", "from a picture", "--yes"])
             .output()
             .expect("runs")
@@ -221,6 +235,7 @@ async fn the_phone_simulator_reads_a_png_of_the_code() {
 fn the_phone_simulator_refuses_a_code_that_is_not_a_login_code() {
     let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
         .args(["phone", "approve", "https://example.com/hello", "--app-key", "app_x"])
+        .args(["--server", "http://127.0.0.1:1"])
         .args(["--payload", "x", "--yes"])
         .output()
         .expect("runs");
@@ -253,9 +268,10 @@ async fn the_phone_simulator_registers_a_device_key_and_signs_a_login() {
     let mut widget = app.widget().await;
     let (code, app_key, key_dir) =
         (widget.qr().to_text(), app.app_key.clone(), keys.display().to_string());
+    let url = app.url.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args(["phone", "approve", &code, "--app-key", &app_key, "--yes"])
+            .args(["phone", "approve", &code, "--server", &url, "--app-key", &app_key, "--yes"])
             .args(["--signed", "--username", "alice", "--key-dir", &key_dir])
             .output()
             .expect("runs")
@@ -278,6 +294,7 @@ fn signing_without_a_registered_device_key_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
         .args(["phone", "approve", "http://127.0.0.1:1/q?s=x", "--app-key", "app_x"])
+        .args(["--server", "http://127.0.0.1:1"])
         .args(["--signed", "--username", "nobody", "--yes", "--key-dir"])
         .arg(dir.path())
         .output()
@@ -292,9 +309,20 @@ async fn the_phone_simulator_sends_nothing_when_its_question_gets_no_answer() {
     let app = TestApp::start().await;
     let widget = app.widget().await;
     let (code, app_key) = (widget.qr().to_text(), app.app_key.clone());
+    let url = app.url.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args(["phone", "approve", &code, "--app-key", &app_key, "--payload", "x"])
+            .args([
+                "phone",
+                "approve",
+                &code,
+                "--server",
+                &url,
+                "--app-key",
+                &app_key,
+                "--payload",
+                "x",
+            ])
             .stdin(std::process::Stdio::null())
             .output()
             .expect("runs")
@@ -313,6 +341,7 @@ async fn the_phone_simulator_sends_nothing_when_its_question_gets_no_answer() {
 fn a_missing_picture_is_reported_as_missing() {
     let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
         .args(["phone", "approve", "/nonexistent/code.png", "--app-key", "app_x"])
+        .args(["--server", "http://127.0.0.1:1"])
         .args(["--payload", "x", "--yes"])
         .output()
         .expect("runs");

@@ -9,6 +9,8 @@ mod flow;
 mod hostile_input;
 mod hpke_vectors;
 mod mmdb;
+mod openapi;
+mod races;
 mod risk;
 mod server_auth;
 mod support;

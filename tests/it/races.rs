@@ -1,0 +1,177 @@
+//! Concurrent operator commands, early verification, and other edges that
+//! once went wrong: each test holds the behaviour that is right.
+
+use std::time::Duration;
+
+use keyri::admin_socket;
+use keyri::ops::Command;
+use keyri::protocol::messages::WidgetOut;
+
+use crate::support::TestApp;
+
+fn create(name: &str) -> Command {
+    Command::TenantCreate {
+        name: name.into(),
+        origins: vec!["https://a.example".into()],
+        allow_native: false,
+        scan_url: None,
+        risk_policy: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tenants_created_at_once_are_all_known_to_the_running_server() {
+    let app = TestApp::start().await;
+    let socket = app.config.admin_socket_path();
+    for round in 0..10 {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let socket = socket.clone();
+                let command = create(&format!("T{round}-{i}"));
+                std::thread::spawn(move || admin_socket::request(&socket, &command))
+            })
+            .collect();
+        for handle in handles {
+            let created = handle.join().expect("thread").expect("created");
+            let key = created["appKey"].as_str().expect("app key");
+            assert!(app.running.directory.by_app_key(key).is_some(), "{created}");
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_rotated_at_once_are_all_stored() {
+    let app = TestApp::start().await;
+    app.add_tenant("Rot", &["https://a.example"], false);
+    let socket = app.config.admin_socket_path();
+    for _ in 0..5 {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let socket = socket.clone();
+                let command =
+                    Command::TenantRotateSecret { tenant: "Rot".into(), grace_secs: 3600 };
+                std::thread::spawn(move || admin_socket::request(&socket, &command))
+            })
+            .collect();
+        let printed: Vec<String> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread").expect("rotated"))
+            .map(|v| v["apiSecret"].as_str().expect("secret").to_owned())
+            .collect();
+        let tenant = app.running.directory.find("Rot").expect("tenant");
+        for secret in &printed {
+            let hash = keyri::tenants::hash_secret(secret);
+            assert!(tenant.secrets.iter().any(|s| s.hash == hash), "a printed secret was lost");
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_name_created_at_once_makes_one_tenant() {
+    let app = TestApp::start().await;
+    let socket = app.config.admin_socket_path();
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || admin_socket::request(&socket, &create("Same")).is_ok())
+        })
+        .collect();
+    let created = handles.into_iter().map(|h| h.join().expect("thread"));
+    assert_eq!(created.filter(|ok| *ok).count(), 1);
+    let named: Vec<_> = app.running.directory.list().expect("list");
+    assert_eq!(named.iter().filter(|t| t.name == "Same").count(), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_verifies_the_moment_the_payload_arrives_finds_the_session() {
+    use keyri::phone::device::{self, MemoryKeyStore};
+
+    let app = TestApp::start().await;
+    let key = device::device_key(&MemoryKeyStore::default(), "alice").expect("key");
+    let added = app.backend().register_key("alice", &device::public_key_b64(&key), "t").await;
+    assert_eq!(added.expect("answered").status, 201);
+    for _ in 0..30 {
+        let mut widget = app.widget().await;
+        let phone = app.phone();
+        let login = phone.fetch(&widget.qr()).await.expect("fetched");
+        assert_eq!(widget.next().await, WidgetOut::Scanned);
+        let payload = device::signed_payload(&key, "alice", &login, keyri::protocol::now_ms());
+        let confirming =
+            tokio::spawn(async move { phone.confirm(&login, payload.as_bytes()).await });
+        let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
+        let opened = String::from_utf8(widget.open(&sealed)).expect("text");
+        let answer = app.backend().verify(&opened).await.expect("answered");
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        confirming.await.expect("task").expect("confirmed");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_that_never_said_hello_does_not_hold_up_shutdown() {
+    let app = TestApp::start_with(|c| {
+        c.server.shutdown_timeout_secs = 4;
+        c.sessions.hello_timeout_secs = 30;
+    })
+    .await;
+    let _ws = app.connect(&app.app_key, Some(&app.url)).await.expect("socket");
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(2), "stop took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn durations_too_large_for_the_clock_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = keyri::config::Config::default();
+    config.storage.data_dir = dir.path().join("data");
+    config.sessions.ping_interval_secs = i64::MAX as u64;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let err = keyri::server::start(config, listener).await.err().expect("refused");
+    assert!(err.to_string().contains("sessions.ping_interval_secs"), "{err}");
+}
+
+#[test]
+fn a_variable_that_is_not_text_is_skipped_unless_it_is_a_setting() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyri"))
+            .args(["tenant", "create", "--name", name, "--origin", "https://a.example"])
+            .env("KEYRI_STORAGE_DATA_DIR", dir.path().join("data"))
+            .env(name, std::ffi::OsStr::from_bytes(b"caf\xe9"))
+            .current_dir(dir.path())
+            .output()
+            .expect("runs")
+    };
+    let unrelated = run("SOME_UNRELATED_VAR");
+    assert!(unrelated.status.success(), "{}", String::from_utf8_lossy(&unrelated.stderr));
+    let setting = run("KEYRI_LOG_LEVEL");
+    assert!(!setting.status.success());
+    let stderr = String::from_utf8_lossy(&setting.stderr);
+    assert!(stderr.contains("KEYRI_LOG_LEVEL") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_export_since_before_the_clock_began_is_everything_not_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let created = std::process::Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .args(["tenant", "create", "--name", "A", "--origin", "https://a.example"])
+        .env("KEYRI_STORAGE_DATA_DIR", &data)
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(created.status.success());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .args(["audit", "export", "--since", "10000000000000000s"])
+        .env("KEYRI_STORAGE_DATA_DIR", &data)
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
