@@ -280,10 +280,17 @@ impl Config {
                 continue;
             };
             let err = |message: String| ConfigError::Env { var: var.clone(), message };
-            let (section, key) = rest
-                .split_once('_')
-                .map(|(s, k)| (s.to_ascii_lowercase(), k.to_ascii_lowercase()))
+            // Section names may hold underscores (`rate_limits`): take the
+            // longest section the name starts with.
+            let lower = rest.to_ascii_lowercase();
+            let section = table
+                .keys()
+                .filter(|s| lower.starts_with(&format!("{s}_")))
+                .max_by_key(|s| s.len())
+                .cloned()
+                .or_else(|| lower.split_once('_').map(|(s, _)| s.to_owned()))
                 .ok_or_else(|| err("expected KEYRI_<SECTION>_<KEY>".into()))?;
+            let key = lower[section.len()..].trim_start_matches('_').to_owned();
             let slot = table
                 .get_mut(&section)
                 .and_then(|s| s.as_table_mut())
@@ -433,6 +440,17 @@ mod tests {
         assert_eq!(config.server.bind, "127.0.0.1:9000");
         assert_eq!(config.sessions.lifetime_secs, 45);
         assert_eq!(config.storage, StorageConfig::default());
+    }
+
+    #[test]
+    fn env_reaches_sections_with_underscores_and_lists() {
+        let vars = env(&[
+            ("KEYRI_RATE_LIMITS_VERIFY_PER_IP", "7"),
+            ("KEYRI_NETWORK_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+        ]);
+        let config = Config::default().with_env(vars).expect("applies");
+        assert_eq!(config.rate_limits.verify_per_ip, 7);
+        assert_eq!(config.network.trusted_proxies, ["10.0.0.0/8", "::1"]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod hpke_vectors;
 mod mmdb;
 mod openapi;
 mod races;
+mod random_input;
 mod risk;
 mod server_auth;
 mod support;
