@@ -19,6 +19,7 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub demo: DemoConfig,
     pub audit: AuditConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
 }
 
@@ -69,6 +70,39 @@ pub struct AuditConfig {
     pub enabled: bool,
     /// Records older than this many days are removed; 0 keeps everything.
     pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the dashboard under `/admin` and the admin API under `/v1/admin`.
+    pub enabled: bool,
+    /// Minutes without a request after which a dashboard sign-in ends.
+    pub session_idle_mins: u64,
+    /// Minutes the first-run setup link stays valid.
+    pub setup_link_mins: u64,
+    /// Argon2id memory per password hash, in KiB (OWASP minimum: 19456).
+    pub password_hash_memory_kib: u32,
+    /// Argon2id passes per password hash (OWASP minimum with 19 MiB: 2).
+    pub password_hash_passes: u32,
+    /// Allows parameters below the OWASP minimum. For test suites only.
+    pub allow_weak_password_hashing_for_tests: bool,
+}
+
+/// OWASP's minimum Argon2id memory, in KiB, with 2 passes and 1 lane.
+pub const OWASP_MEMORY_KIB: u32 = 19_456;
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_idle_mins: 30,
+            setup_link_mins: 60,
+            password_hash_memory_kib: OWASP_MEMORY_KIB,
+            password_hash_passes: 2,
+            allow_weak_password_hashing_for_tests: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +242,20 @@ impl Config {
         if self.sessions.ping_interval_secs == 0 || self.sessions.hello_timeout_secs == 0 {
             return Err(ConfigError::Invalid(
                 "sessions.ping_interval_secs and hello_timeout_secs must be positive".into(),
+            ));
+        }
+        let admin = &self.admin;
+        let weak =
+            admin.password_hash_memory_kib < OWASP_MEMORY_KIB || admin.password_hash_passes < 2;
+        if weak && !admin.allow_weak_password_hashing_for_tests {
+            return Err(ConfigError::Invalid(format!(
+                "admin.password_hash_memory_kib must be at least {OWASP_MEMORY_KIB} and \
+                 admin.password_hash_passes at least 2"
+            )));
+        }
+        if admin.session_idle_mins == 0 || admin.setup_link_mins == 0 {
+            return Err(ConfigError::Invalid(
+                "admin.session_idle_mins and admin.setup_link_mins must be positive".into(),
             ));
         }
         Ok(())

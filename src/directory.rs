@@ -8,6 +8,9 @@ use std::sync::{Arc, RwLock};
 use crate::store::{Store, StoreError};
 use crate::tenants::{NewSecret, NewTenant, Tenant, TenantError, hash_secret};
 
+/// How often a secret's last use is written down, at most.
+const LAST_USE_EVERY_MS: i64 = 60_000;
+
 pub struct Directory {
     /// `None` once closed: the server closes the database when it stops,
     /// even while a worker thread still holds a reference to the directory.
@@ -44,7 +47,13 @@ impl Directory {
 
     fn reload(&self) -> Result<(), StoreError> {
         let tenants: Vec<Arc<Tenant>> = self.list()?.into_iter().map(Arc::new).collect();
-        let by_app_key = tenants.iter().map(|t| (t.app_key.clone(), t.clone())).collect();
+        let by_app_key = tenants
+            .iter()
+            .flat_map(|t| {
+                let previous = t.previous_app_keys.iter().map(|k| k.app_key.clone());
+                std::iter::once(t.app_key.clone()).chain(previous).map(move |k| (k, t.clone()))
+            })
+            .collect();
         let by_secret = tenants
             .iter()
             .flat_map(|t| t.secrets.iter().map(move |s| (s.hash.clone(), t.clone())))
@@ -54,10 +63,15 @@ impl Directory {
         Ok(())
     }
 
-    /// The enabled tenant with this app key.
+    /// The enabled tenant with this app key, current or within the overlap
+    /// window of a rotation.
     pub fn by_app_key(&self, app_key: &str) -> Option<Arc<Tenant>> {
+        let now = crate::protocol::now_ms();
         let index = self.by_app_key.read().unwrap_or_else(|p| p.into_inner());
-        index.get(app_key).filter(|t| t.enabled).cloned()
+        index
+            .get(app_key)
+            .filter(|t| t.enabled && t.app_keys_at(now).any(|k| k == app_key))
+            .cloned()
     }
 
     /// The enabled tenant that an API secret belongs to, with the secret's id,
@@ -91,6 +105,35 @@ impl Directory {
             .ok_or_else(|| TenantError::NotFound(key.to_owned()).into())
     }
 
+    /// Removes a tenant and its indexes.
+    pub fn delete(&self, key: &str) -> Result<Tenant, StoreError> {
+        let tenant = self.find(key)?;
+        self.with_store(|s| s.delete_tenant(&tenant))?;
+        self.reload()?;
+        Ok(tenant)
+    }
+
+    /// Notes that a secret was used; writes it down at most once a minute so
+    /// that busy backends do not cause a database write per call.
+    pub fn touch_secret(&self, tenant: &Tenant, secret_id: &str, now: i64) {
+        let stale = tenant
+            .secrets
+            .iter()
+            .find(|s| s.id == secret_id)
+            .is_some_and(|s| s.last_used_at.is_none_or(|at| now - at >= LAST_USE_EVERY_MS));
+        if !stale {
+            return;
+        }
+        let written = self.update(&tenant.id, |t| {
+            if let Some(record) = t.secrets.iter_mut().find(|s| s.id == secret_id) {
+                record.last_used_at = Some(now);
+            }
+        });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, tenant = %tenant.id, "secret use not recorded");
+        }
+    }
+
     /// Applies a change to one tenant and writes it back.
     pub fn update<T>(
         &self,
@@ -99,6 +142,13 @@ impl Directory {
     ) -> Result<(Tenant, T), StoreError> {
         let mut tenant = self.find(key)?;
         let result = change(&mut tenant);
+        let taken = self
+            .list()?
+            .iter()
+            .any(|t| t.id != tenant.id && t.name.to_lowercase() == tenant.name.to_lowercase());
+        if taken {
+            return Err(TenantError::NameTaken(tenant.name.clone()).into());
+        }
         self.with_store(|s| s.put_tenant(&tenant))?;
         self.reload()?;
         Ok((tenant, result))

@@ -208,9 +208,8 @@ fn prune(directory: &Directory, retention_days: u32) {
         return;
     }
     let cutoff = now_ms() - i64::from(retention_days) * 86_400_000;
-    let expired = |body: &[u8]| {
-        serde_json::from_slice::<Record>(body).is_ok_and(|record| record.at < cutoff)
-    };
+    let expired =
+        |body: &[u8]| serde_json::from_slice::<Record>(body).is_ok_and(|record| record.at < cutoff);
     loop {
         match directory.with_store(|store| store.prune_audit(PRUNE_BATCH, expired)) {
             Ok(removed) if removed == PRUNE_BATCH => continue,

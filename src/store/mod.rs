@@ -121,6 +121,33 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Removes a tenant, its app key index and its device keys.
+    pub fn delete_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut tenants = txn.open_table(TENANTS)?;
+            let mut app_keys = txn.open_table(APP_KEYS)?;
+            tenants.remove(tenant.id.as_str())?;
+            app_keys.remove(tenant.app_key.as_str())?;
+            let prefix = format!("{}\0", tenant.id);
+            for table in [USER_KEYS, USER_INDEX] {
+                let mut rows = txn.open_table(table)?;
+                let keys: Vec<String> = rows
+                    .range(prefix.as_str()..)?
+                    .map_while(|row| row.ok().map(|(k, _)| k.value().to_owned()))
+                    .take_while(|k| k.starts_with(&prefix))
+                    .collect();
+                for key in keys {
+                    rows.remove(key.as_str())?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
 /// Creates a directory readable only by its owner (the data dir holds the
 /// database and the admin socket).
 pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
