@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::admin::AdminAuth;
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::directory::Directory;
@@ -41,6 +42,7 @@ impl Listener {
         config: &Config,
         directory: Arc<Directory>,
         audit: AuditLog,
+        admin: Arc<AdminAuth>,
     ) -> std::io::Result<Self> {
         let path = config.admin_socket_path();
         // The caller holds the database lock, so no other server owns this
@@ -55,7 +57,10 @@ impl Listener {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (directory, config, audit) = (directory.clone(), config.clone(), audit.clone());
-                tokio::spawn(async move { serve_one(stream, directory, audit, config).await });
+                let admin = admin.clone();
+                tokio::spawn(
+                    async move { serve_one(stream, directory, audit, admin, config).await },
+                );
             }
         });
         Ok(Self { path, task })
@@ -70,7 +75,13 @@ impl Listener {
     }
 }
 
-async fn serve_one(stream: UnixStream, directory: Arc<Directory>, audit: AuditLog, config: Config) {
+async fn serve_one(
+    stream: UnixStream,
+    directory: Arc<Directory>,
+    audit: AuditLog,
+    admin: Arc<AdminAuth>,
+    config: Config,
+) {
     let same_user = stream.peer_cred().is_ok_and(|c| c.uid() == current_uid());
     let (read, mut write) = stream.into_split();
     let reply = if !same_user {
@@ -82,7 +93,8 @@ async fn serve_one(stream: UnixStream, directory: Arc<Directory>, audit: AuditLo
         match reader.read_line(&mut line).await {
             Ok(_) => match serde_json::from_str::<Command>(&line) {
                 Ok(command) => {
-                    let run = move || ops::execute(&directory, &audit, &config, command);
+                    let run =
+                        move || ops::execute(&directory, &audit, &config, Some(&admin), command);
                     match tokio::task::spawn_blocking(run).await {
                         Ok(Ok(value)) => Reply { ok: Some(value), error: None },
                         Ok(Err(message)) => Reply { ok: None, error: Some(message) },

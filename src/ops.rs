@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::admin::{AdminAuth, AdminName, Hasher, Password, accounts, tokens};
 use crate::audit::{self, Actor, AuditLog, Event, Record, action};
 use crate::config::Config;
 use crate::directory::Directory;
@@ -43,23 +44,61 @@ pub enum Command {
     Backup {
         path: std::path::PathBuf,
     },
+    #[serde(rename_all = "camelCase")]
+    TenantRevokeSecret {
+        tenant: String,
+        secret_id: String,
+    },
+    AdminCreate {
+        name: String,
+        password: Redacted,
+    },
+    AdminResetPassword {
+        name: String,
+        password: Redacted,
+    },
+    AdminTokenCreate {
+        name: String,
+    },
+}
+
+/// A password on its way to the server: never shown by `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Command {
     /// Whether the command changes something and so must be audited.
     pub fn records(&self) -> bool {
-        matches!(self, Self::TenantCreate { .. } | Self::TenantRotateSecret { .. })
+        matches!(
+            self,
+            Self::TenantCreate { .. }
+                | Self::TenantRotateSecret { .. }
+                | Self::TenantRevokeSecret { .. }
+                | Self::AdminCreate { .. }
+                | Self::AdminResetPassword { .. }
+                | Self::AdminTokenCreate { .. }
+        )
     }
 }
 
 /// Most records one export page holds.
 pub const MAX_EXPORT_PAGE: usize = 1000;
 
-/// Runs a command; the error is one line meant for the operator.
+/// Runs a command; the error is one line meant for the operator. `admin` is
+/// the running server's dashboard state, when the command came through the
+/// admin socket: a password reset then also ends that admin's sign-ins.
 pub fn execute(
     directory: &Directory,
     audit: &AuditLog,
     config: &Config,
+    admin: Option<&AdminAuth>,
     command: Command,
 ) -> Result<Value, String> {
     let record = |event: Event| audit.record_blocking(event).map_err(|e| e.to_string());
@@ -83,6 +122,7 @@ pub fn execute(
             )?;
             let mut out = tenant_json(&tenant);
             out["apiSecret"] = json!(secret.expose());
+            out["secretId"] = json!(tenant.secrets.last().map(|s| &s.id));
             Ok(out)
         }
         Command::TenantList => {
@@ -104,6 +144,7 @@ pub fn execute(
             )?;
             let mut out = tenant_json(&tenant);
             out["apiSecret"] = json!(secret.expose());
+            out["secretId"] = json!(tenant.secrets.last().map(|s| &s.id));
             out["previousValidUntil"] =
                 json!(tenant.secrets.iter().filter_map(|s| s.expires_at).max());
             Ok(out)
@@ -131,12 +172,78 @@ pub fn execute(
             }
             Ok(json!({ "records": records, "next": next }))
         }
+        Command::TenantRevokeSecret { tenant, secret_id } => {
+            let (tenant, revoked) = directory
+                .update(&tenant, |t| t.revoke_secret(&secret_id))
+                .map_err(|e| e.to_string())?;
+            revoked.map_err(|e| e.to_string())?;
+            tracing::info!(tenant = %tenant.id, secret = %secret_id, "api secret revoked");
+            record(
+                Event::new(Some(&tenant.id), Actor::Operator, action::SECRET_REVOKE)
+                    .detail("secretId", secret_id.clone()),
+            )?;
+            let mut out = tenant_json(&tenant);
+            out["revokedSecretId"] = json!(secret_id);
+            Ok(out)
+        }
+        Command::AdminCreate { name, password } => {
+            let name = AdminName::parse(&name).map_err(|e| e.to_string())?;
+            let password = Password::new(password.0).map_err(|e| e.to_string())?;
+            let hasher = hasher(config)?;
+            accounts::create(directory, &hasher, &name, &password, false)
+                .map_err(|e| e.to_string())?;
+            if let Some(admin) = admin {
+                admin.setup.cancel();
+            }
+            tracing::info!(admin = %name.as_str(), "admin created");
+            record(
+                Event::new(None, Actor::Operator, action::ADMIN_CREATE)
+                    .detail("name", name.as_str()),
+            )?;
+            Ok(json!({ "name": name.as_str(), "created": true }))
+        }
+        Command::AdminResetPassword { name, password } => {
+            let name = AdminName::parse(&name).map_err(|e| e.to_string())?;
+            let password = Password::new(password.0).map_err(|e| e.to_string())?;
+            let hasher = hasher(config)?;
+            accounts::reset_password(directory, &hasher, &name, &password)
+                .map_err(|e| e.to_string())?;
+            if let Some(admin) = admin {
+                admin.sessions.remove_admin(name.as_str());
+            }
+            tracing::info!(admin = %name.as_str(), "admin password reset");
+            record(
+                Event::new(None, Actor::Operator, action::ADMIN_RESET_PASSWORD)
+                    .detail("name", name.as_str()),
+            )?;
+            Ok(json!({ "name": name.as_str(), "passwordReset": true }))
+        }
+        Command::AdminTokenCreate { name } => {
+            let name = AdminName::parse(&name).map_err(|e| e.to_string())?;
+            let exists =
+                directory.with_store(|s| s.admin(name.as_str())).map_err(|e| e.to_string())?;
+            if exists.is_none() {
+                return Err(format!("no admin named {:?}", name.as_str()));
+            }
+            let token = tokens::create(directory, &name).map_err(|e| e.to_string())?;
+            record(
+                Event::new(None, Actor::Operator, action::ADMIN_TOKEN_CREATE)
+                    .detail("name", name.as_str()),
+            )?;
+            Ok(json!({ "name": name.as_str(), "token": token }))
+        }
         Command::Backup { path } => {
             let rows = directory.with_store(|s| s.backup_to(&path)).map_err(|e| e.to_string())?;
             tracing::info!(rows, "backup written");
             Ok(json!({ "path": path, "rows": rows }))
         }
     }
+}
+
+fn hasher(config: &Config) -> Result<Hasher, String> {
+    let admin = &config.admin;
+    Hasher::new(admin.password_hash_memory_kib, admin.password_hash_passes)
+        .map_err(|e| e.to_string())
 }
 
 /// The public view of a tenant: no secret hashes.

@@ -140,6 +140,10 @@ pub enum TenantError {
     BadLifetime,
     #[error("payload size limit must be 256 to 1048576 bytes")]
     BadPayloadLimit,
+    #[error("the typed name does not match the tenant's name")]
+    ConfirmMismatch,
+    #[error("grace period is longer than 30 days")]
+    GraceTooLong,
 }
 
 /// Longest secret label, in characters.

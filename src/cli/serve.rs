@@ -28,6 +28,11 @@ pub fn run(config: Config) -> Result<(), String> {
             // the secret is shown.
             println!("Demo tenant created. Its API secret, shown only now: {}", secret.expose());
         }
+        if let Some(link) = &running.setup_link {
+            // Printed, never logged: whoever has the link chooses the first
+            // admin's password.
+            println!("No admin yet. Choose the first admin's password here (works once): {link}");
+        }
 
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         tokio::select! {

@@ -41,6 +41,15 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove an API secret at once; the next call that uses it gets 401.
+    RevokeSecret {
+        /// Tenant id, app key or name.
+        tenant: String,
+        /// The secret's id (sec_…), as the dashboard and the admin API list it.
+        secret_id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
@@ -55,6 +64,9 @@ pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
             (Command::TenantCreate { name, origins, allow_native, scan_url }, json)
         }
         TenantCommand::List { json } => (Command::TenantList, json),
+        TenantCommand::RevokeSecret { tenant, secret_id, json } => {
+            (Command::TenantRevokeSecret { tenant, secret_id }, json)
+        }
         TenantCommand::RotateSecret { tenant, grace, json } => {
             let grace_secs = ops::parse_duration(&grace)?;
             (Command::TenantRotateSecret { tenant, grace_secs }, json)
@@ -87,6 +99,10 @@ fn print(value: &Value, json: bool) {
         println!("  origins:  {}", origins.join(", "));
         if let Some(secret) = row["apiSecret"].as_str() {
             println!("  API secret (shown only now, store it safely): {secret}");
+            println!("  secret id: {}", row["secretId"].as_str().unwrap_or(""));
+        }
+        if let Some(id) = row["revokedSecretId"].as_str() {
+            println!("  revoked secret: {id}");
         }
         if let Some(until) = row["previousValidUntil"].as_i64() {
             println!("  previous secret valid until: {}", super::format_time(until));

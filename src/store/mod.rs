@@ -2,6 +2,7 @@
 //! immediate durability, so a call that changed something answers only after
 //! the change is on disk, and a crash leaves a file that opens.
 
+mod admins;
 mod audit;
 mod backup;
 mod tables;
@@ -13,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::tenants::{Tenant, TenantError};
 pub use audit::{ChainPoint, StoredRecord};
-use tables::{APP_KEYS, AUDIT, META, TENANTS, USER_INDEX, USER_KEYS};
+use tables::{ADMIN_TOKENS, ADMINS, APP_KEYS, AUDIT, META, TENANTS, USER_INDEX, USER_KEYS};
 pub use user_keys::AddKeyError;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,8 @@ impl Store {
         txn.open_table(USER_INDEX)?;
         txn.open_table(AUDIT)?;
         txn.open_table(META)?;
+        txn.open_table(ADMINS)?;
+        txn.open_table(ADMIN_TOKENS)?;
         txn.commit()?;
         Ok(Self { db })
     }

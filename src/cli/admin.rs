@@ -1,0 +1,90 @@
+//! `keyri admin …`: dashboard accounts and admin API tokens. Like `keyri
+//! tenant …`, works on the database file or through the running server.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use clap::Subcommand;
+
+use super::execute;
+use crate::config::Config;
+use crate::ops::{Command, Redacted};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a dashboard admin; the password is read from a prompt or stdin.
+    Create { name: String },
+    /// Set a new password for an admin (for a lost password); ends the
+    /// admin's dashboard sign-ins.
+    ResetPassword { name: String },
+    /// Admin API tokens for automation.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token that acts as admin NAME; printed only once.
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(config: &Config, command: AdminCommand) -> Result<(), String> {
+    match command {
+        AdminCommand::Create { name } => {
+            let password = read_password()?;
+            execute(config, Command::AdminCreate { name: name.clone(), password })?;
+            println!("admin {name} created");
+        }
+        AdminCommand::ResetPassword { name } => {
+            let password = read_password()?;
+            execute(config, Command::AdminResetPassword { name: name.clone(), password })?;
+            println!("password of admin {name} reset; their dashboard sign-ins ended");
+        }
+        AdminCommand::Token(TokenCommand::Create { name, json }) => {
+            let value = execute(config, Command::AdminTokenCreate { name })?;
+            match json {
+                true => println!("{value}"),
+                false => println!(
+                    "admin API token (shown only now, store it safely): {}",
+                    value["token"].as_str().unwrap_or("")
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a password: from a prompt without echo on a terminal (asked
+/// twice), or the first line of stdin otherwise.
+fn read_password() -> Result<Redacted, String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read stdin: {e}"))?;
+        return Ok(Redacted(line.trim_end_matches(['\r', '\n']).to_owned()));
+    }
+    let first = prompt("Password (at least 12 characters): ")?;
+    let second = prompt("Password again: ")?;
+    if first != second {
+        return Err("the two passwords differ".into());
+    }
+    Ok(Redacted(first))
+}
+
+fn prompt(text: &str) -> Result<String, String> {
+    eprint!("{text}");
+    let _ = std::io::stderr().flush();
+    let echo_off =
+        std::process::Command::new("stty").arg("-echo").status().is_ok_and(|s| s.success());
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if echo_off {
+        let _ = std::process::Command::new("stty").arg("echo").status();
+        eprintln!();
+    }
+    read.map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
