@@ -1,6 +1,8 @@
 //! Integration tests: real servers on 127.0.0.1 port 0, real redb files in
 //! temporary directories, real WebSockets, and headless Chromium.
 
+mod admin;
+mod admin_client;
 mod audit;
 mod browser;
 mod cli;
