@@ -126,6 +126,10 @@ async fn forms_without_the_right_csrf_token_change_nothing() {
         )
         .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    let sandboxed = admin
+        .post_with_origin("/admin/tenants", &[("csrf", &csrf), ("name", "Null")], Some("null"))
+        .await;
+    assert_eq!(sandboxed.status, StatusCode::FORBIDDEN, "a sandboxed frame posts Origin: null");
 
     let login = AdminClient::new(&app)
         .post("/admin/login", &[("csrf", "x"), ("name", ADMIN), ("password", PASSWORD)])

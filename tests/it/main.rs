@@ -2,6 +2,7 @@
 //! temporary directories, real WebSockets, and headless Chromium.
 
 mod admin;
+mod admin_browser;
 mod admin_cli;
 mod admin_client;
 mod audit;
