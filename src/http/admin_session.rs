@@ -35,7 +35,13 @@ pub fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value. `max_age` 0 removes the cookie.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<u64>) -> String {
-    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    cookie_text(&state.public_url, name, value, max_age)
+}
+
+/// `Secure` whenever browsers reach the server over https, such as behind a
+/// TLS proxy.
+fn cookie_text(public_url: &str, name: &str, value: &str, max_age: Option<u64>) -> String {
+    let secure = if public_url.starts_with("https://") { "; Secure" } else { "" };
     let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
     format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Strict{secure}{age}")
 }
@@ -172,4 +178,17 @@ pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     actix_web::web::block(work).await.map_err(ApiError::internal)?.map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cookie_text;
+
+    #[test]
+    fn cookies_are_secure_exactly_when_served_over_https() {
+        let https = cookie_text("https://login.example.com", "keyri_admin", "x", None);
+        assert_eq!(https, "keyri_admin=x; Path=/admin; HttpOnly; SameSite=Strict; Secure");
+        let http = cookie_text("http://127.0.0.1:8080", "keyri_admin", "", Some(0));
+        assert_eq!(http, "keyri_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0");
+    }
 }
