@@ -18,6 +18,10 @@ pub struct Directory {
     by_app_key: RwLock<HashMap<String, Arc<Tenant>>>,
     /// Tenants by the hash of each of their API secrets.
     by_secret: RwLock<HashMap<String, Arc<Tenant>>>,
+    /// Held across each read-change-write of a tenant, so that two changes
+    /// at once (an admin's rotation and a secret's last-use note) cannot
+    /// undo each other, such as bringing a revoked secret back.
+    writing: std::sync::Mutex<()>,
 }
 
 impl Directory {
@@ -26,6 +30,7 @@ impl Directory {
             store: RwLock::new(Some(store)),
             by_app_key: RwLock::default(),
             by_secret: RwLock::default(),
+            writing: std::sync::Mutex::default(),
         };
         directory.reload()?;
         Ok(directory)
@@ -91,6 +96,7 @@ impl Directory {
     }
 
     pub fn create(&self, new: NewTenant) -> Result<(Tenant, NewSecret), StoreError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let (tenant, secret) = new.build()?;
         self.with_store(|s| s.insert_tenant(&tenant))?;
         self.reload()?;
@@ -107,6 +113,7 @@ impl Directory {
 
     /// Removes a tenant and its indexes.
     pub fn delete(&self, key: &str) -> Result<Tenant, StoreError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let tenant = self.find(key)?;
         self.with_store(|s| s.delete_tenant(&tenant))?;
         self.reload()?;
@@ -140,6 +147,7 @@ impl Directory {
         key: &str,
         change: impl FnOnce(&mut Tenant) -> T,
     ) -> Result<(Tenant, T), StoreError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let mut tenant = self.find(key)?;
         let result = change(&mut tenant);
         let taken = self
