@@ -172,3 +172,62 @@ async fn an_operator_runs_the_whole_key_lifecycle_from_the_browser() {
     browser.quit().await;
     app.stop().await;
 }
+
+/// Serves one HTML page, to every request, from another origin (another
+/// port on loopback).
+async fn serve_page(html: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let html = html.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n",
+                    html.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(html.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn another_origin_cannot_frame_an_admin_page() {
+    let app = TestApp::start().await;
+    let browser = Browser::start().await;
+    // The first frame is a page of ours that allows framing: it shows that a
+    // frame that may load does load, so the second frame's emptiness means
+    // the browser refused it.
+    let html = format!(
+        "<!doctype html><iframe src=\"{0}/healthz\"></iframe>\
+         <iframe src=\"{0}/admin/login\"></iframe>",
+        app.url
+    );
+    let evil = serve_page(html).await;
+    browser.goto(&evil).await;
+    browser.wait_for("return document.readyState === 'complete'", "the framing page").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    shot(&browser, "admin-framing-refused.png").await;
+
+    browser.enter_frame(0).await;
+    let allowed = browser.eval("return document.body.innerText", json!([])).await;
+    assert_eq!(allowed, json!("ok"), "the control frame loaded");
+    browser.leave_frame().await;
+
+    browser.enter_frame(1).await;
+    let framed = browser
+        .eval("return [location.href, document.getElementById('sign-in') !== null]", json!([]))
+        .await;
+    assert_eq!(framed[1], json!(false), "the sign-in form must not render in a frame: {framed}");
+    browser.leave_frame().await;
+
+    browser.quit().await;
+    app.stop().await;
+}

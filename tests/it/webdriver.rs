@@ -152,6 +152,16 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
     }
 
+    /// Continues inside the page's `index`-th frame.
+    pub async fn enter_frame(&self, index: u32) {
+        self.call("POST", "/frame", Some(json!({"id": index}))).await;
+    }
+
+    /// Back to the top-level page.
+    pub async fn leave_frame(&self) {
+        self.call("POST", "/frame/parent", None).await;
+    }
+
     pub async fn screenshot(&self) -> Vec<u8> {
         let value = self.call("GET", "/screenshot", None).await;
         use base64::Engine;
