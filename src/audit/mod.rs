@@ -117,10 +117,11 @@ pub mod action {
     pub const ADMIN_SIGN_IN: &str = "admin.sign_in";
     pub const ADMIN_SIGN_OUT: &str = "admin.sign_out";
     pub const ADMIN_TOKEN_CREATE: &str = "admin_token.create";
+    pub const ADMIN_TOKEN_REVOKE: &str = "admin_token.revoke";
     pub const AUDIT_EXPORT: &str = "audit.export";
 
     /// Every action, for the audit page's filter.
-    pub const ALL: [&str; 22] = [
+    pub const ALL: [&str; 23] = [
         SESSION_CONFIRM,
         SESSION_DENY,
         SESSION_EXPIRE,
@@ -142,6 +143,7 @@ pub mod action {
         ADMIN_SIGN_IN,
         ADMIN_SIGN_OUT,
         ADMIN_TOKEN_CREATE,
+        ADMIN_TOKEN_REVOKE,
         AUDIT_EXPORT,
     ];
 }

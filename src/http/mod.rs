@@ -5,6 +5,7 @@ mod admin_audit;
 mod admin_pages;
 pub mod admin_session;
 mod admin_tenants;
+mod admin_tokens;
 mod backend;
 mod body;
 pub mod client;
@@ -84,6 +85,9 @@ fn admin_routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/tenants/{id}/app-key/rotate", web::post().to(tenants::rotate_app_key))
         .route("/admin/audit", web::get().to(admin_audit::show))
-        .route("/admin/audit/export", web::get().to(admin_audit::export));
+        .route("/admin/audit/export", web::get().to(admin_audit::export))
+        .route("/admin/tokens", web::get().to(admin_tokens::list))
+        .route("/admin/tokens", web::post().to(admin_tokens::create))
+        .route("/admin/tokens/{id}/revoke", web::post().to(admin_tokens::revoke));
     admin_api::routes(cfg);
 }

@@ -65,4 +65,22 @@ impl Store {
         txn.commit()?;
         Ok(())
     }
+
+    pub fn admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ADMIN_TOKENS)?;
+        let mut all = Vec::new();
+        for row in table.iter()? {
+            let (_, value) = row?;
+            all.push(serde_json::from_slice(value.value())?);
+        }
+        Ok(all)
+    }
+
+    pub fn remove_admin_token(&self, hash: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let removed = txn.open_table(ADMIN_TOKENS)?.remove(hash)?.is_some();
+        txn.commit()?;
+        Ok(removed)
+    }
 }

@@ -452,3 +452,31 @@ pub async fn audit_actions(app: &TestApp, action: &str) -> Vec<Value> {
     out.reverse();
     out
 }
+
+#[tokio::test]
+async fn a_token_made_in_the_dashboard_drives_the_api_until_revoked() {
+    let app = TestApp::start().await;
+    let mut admin = AdminClient::set_up(&app).await;
+    let csrf = admin.csrf().await;
+
+    let page = admin.post("/admin/tokens", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let token = by_id(&page.body, "new-token").expect("shown once");
+    assert!(token.starts_with("kat_"));
+    let again = admin.get("/admin/tokens").await;
+    assert!(!again.body.contains(&token), "never shown again");
+
+    let api = Api { http: reqwest::Client::new(), base: app.url.clone(), token: token.clone() };
+    assert_eq!(api.call(reqwest::Method::GET, "/tenants", None).await.0, 200);
+
+    let id = again.body.split("data-token-id=\"").nth(1).expect("listed");
+    let id = id.split('"').next().expect("id");
+    let revoked = admin.post(&format!("/admin/tokens/{id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(api.call(reqwest::Method::GET, "/tenants", None).await.0, 401);
+
+    let actions = audit_actions(&app, "admin_token.revoke").await;
+    assert_eq!(actions.len(), 1);
+    assert!(!serde_json::to_string(&actions).expect("json").contains(&token));
+    app.stop().await;
+}
