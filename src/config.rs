@@ -382,6 +382,23 @@ mod tests {
     }
 
     #[test]
+    fn admin_password_hashing_below_owasp_needs_the_test_only_switch() {
+        let (_dir, path) = write("[admin]\npassword_hash_memory_kib = 1024\n");
+        let err = Config::load(Some(&path), env(&[])).expect_err("refused").to_string();
+        assert!(err.contains("password_hash_memory_kib"), "{err}");
+        let (_dir, path) = write("[admin]\npassword_hash_passes = 1\n");
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+
+        let text = "[admin]\npassword_hash_memory_kib = 1024\n\
+                    allow_weak_password_hashing_for_tests = true\n";
+        let (_dir, path) = write(text);
+        let config = Config::load(Some(&path), env(&[])).expect("allowed for tests");
+        assert_eq!(config.admin.password_hash_memory_kib, 1024);
+        assert_eq!(Config::default().admin.password_hash_memory_kib, 19_456);
+        assert_eq!(Config::default().admin.password_hash_passes, 2);
+    }
+
+    #[test]
     fn a_named_file_must_exist_but_the_default_may_not() {
         let missing = Path::new("/nonexistent/keyri.toml");
         let err = Config::load(Some(missing), env(&[])).expect_err("refused");

@@ -174,16 +174,19 @@ async fn admin_auth(
             "admin password hashing is weaker than OWASP's minimum: for tests only"
         );
     }
-    let auth = tokio::task::spawn_blocking(move || AdminAuth::new(&settings))
-        .await
-        .map_err(|e| StartError::Io(std::io::Error::other(e)))??;
+    let auth = Arc::new(AdminAuth::new(&settings)?);
+    if settings.enabled {
+        // In the background: starting must not wait for a slow hash.
+        let warming = auth.clone();
+        tokio::task::spawn_blocking(move || warming.hasher.warm());
+    }
     let mut link = None;
     if config.admin.enabled && !accounts::any(directory)? {
         let minutes = i64::try_from(config.admin.setup_link_mins).unwrap_or(i64::MAX / 60_000);
         let token = auth.setup.issue(crate::protocol::now_ms() + minutes * 60_000);
         link = Some(format!("{public_url}/admin/setup?token={token}"));
     }
-    Ok((Arc::new(auth), link))
+    Ok((auth, link))
 }
 
 /// Creates the demo tenant on first start; on later starts makes sure it

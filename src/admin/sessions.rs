@@ -56,6 +56,16 @@ impl Sessions {
     /// The sign-in behind a cookie, if it has not been idle too long; each
     /// use keeps it alive.
     pub fn get(&self, cookie: &str, now: i64) -> Option<SignedIn> {
+        self.lookup(cookie, now, true)
+    }
+
+    /// Like `get`, but does not count as activity: for a page's background
+    /// polling, which must not keep an unattended sign-in alive.
+    pub fn peek(&self, cookie: &str, now: i64) -> Option<SignedIn> {
+        self.lookup(cookie, now, false)
+    }
+
+    fn lookup(&self, cookie: &str, now: i64, touch: bool) -> Option<SignedIn> {
         let hash = token_hash(cookie);
         let mut map = self.map();
         let entry = map.get_mut(&hash)?;
@@ -63,7 +73,9 @@ impl Sessions {
             map.remove(&hash);
             return None;
         }
-        entry.last_seen = now;
+        if touch {
+            entry.last_seen = now;
+        }
         Some(entry.signed_in.clone())
     }
 
@@ -89,6 +101,10 @@ mod tests {
         assert_eq!(sessions.get(&cookie, 900).map(|s| s.admin).as_deref(), Some("alice"));
         assert!(sessions.get(&cookie, 1800).is_some(), "use at 900 kept it alive");
         assert!(sessions.get(&cookie, 2800).is_none(), "idle for 1000 ms");
+
+        let cookie = sessions.create("alice", 0);
+        assert!(sessions.peek(&cookie, 900).is_some());
+        assert!(sessions.peek(&cookie, 1000).is_none(), "peeking is not activity");
 
         let cookie = sessions.create("alice", 0);
         sessions.remove(&cookie);

@@ -98,7 +98,7 @@ pub async fn login(
     form: web::Form<LoginForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    check_origin(&req)?;
+    check_origin(&req, &state)?;
     let expected = cookie(&req, LOGIN_CSRF_COOKIE).unwrap_or("");
     if !csrf::matches(expected, &form.csrf) {
         return Err(ApiError::Forbidden("the form's CSRF token is missing or wrong".into()).into());
@@ -193,7 +193,7 @@ pub async fn setup(
     form: web::Form<SetupForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    check_origin(&req)?;
+    check_origin(&req, &state)?;
     if !state.admin.setup.is_valid(&form.token, now_ms()) {
         return Err(ApiError::NotFound.into());
     }

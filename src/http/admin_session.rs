@@ -11,6 +11,7 @@ use super::client::header_str;
 use super::error::ApiError;
 use crate::admin::{SignedIn, csrf};
 use crate::protocol::now_ms;
+use crate::tenants::normalize_origin;
 
 /// The sign-in cookie: a random id, HttpOnly, SameSite=Strict, path /admin.
 pub const SESSION_COOKIE: &str = "keyri_admin";
@@ -53,13 +54,23 @@ pub fn signed_in(req: &HttpRequest, state: &AppState) -> Result<SignedIn, ApiErr
         .ok_or_else(|| ApiError::Unauthorized("sign in first".into()))
 }
 
+/// The sign-in behind the cookie, without counting the request as activity.
+pub fn signed_in_quietly(req: &HttpRequest, state: &AppState) -> Result<SignedIn, ApiError> {
+    cookie(req, SESSION_COOKIE)
+        .and_then(|id| state.admin.sessions.peek(id, now_ms()))
+        .ok_or_else(|| ApiError::Unauthorized("sign in first".into()))
+}
+
 /// Refuses a form post whose Origin header, when present, is not this
-/// server: browsers send it on every cross-site POST.
-pub fn check_origin(req: &HttpRequest) -> Result<(), ApiError> {
+/// server: browsers send it on every cross-site POST. This server is its
+/// public URL, or the host the request was sent to (a proxy may rewrite it).
+pub fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(origin) = header_str(req, "origin") else { return Ok(()) };
+    let origin = origin.to_ascii_lowercase();
     let host = req.connection_info().host().to_ascii_lowercase();
-    let authority = origin.split_once("://").map(|(_, rest)| rest.to_ascii_lowercase());
-    match authority.is_some_and(|a| a == host) {
+    let same_host = origin.split_once("://").is_some_and(|(_, authority)| authority == host);
+    let public = normalize_origin(&state.public_url).is_ok_and(|public| public == origin);
+    match same_host || public {
         true => Ok(()),
         false => Err(ApiError::Forbidden("cross-site form posts are refused".into())),
     }
@@ -71,7 +82,7 @@ pub fn check_form(
     state: &AppState,
     presented: &str,
 ) -> Result<SignedIn, ApiError> {
-    check_origin(req)?;
+    check_origin(req, state)?;
     let admin = signed_in(req, state)?;
     if !csrf::matches(&admin.csrf, presented) {
         tracing::info!(admin = %admin.admin, "form refused: bad csrf token");

@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::AppState;
 use super::admin_pages::CsrfForm;
-use super::admin_session::{PageError, blocking, check_form, page, see_other, signed_in};
+use super::admin_session::{
+    PageError, blocking, check_form, page, see_other, signed_in, signed_in_quietly,
+};
 use super::client::client_ip;
 use super::error::ApiError;
 use crate::admin::SignedIn;
@@ -251,7 +253,7 @@ pub async fn live(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    signed_in(&req, &state)?;
+    signed_in_quietly(&req, &state)?;
 
     let tenant = state.directory.find(&path).map_err(ApiError::from)?;
 

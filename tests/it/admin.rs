@@ -1,7 +1,7 @@
 //! The dashboard and the admin API over real sockets: setup, sign-in and the
 //! attacks a dashboard must withstand, and the key lifecycle end to end.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -54,7 +54,7 @@ async fn unknown_user_and_wrong_password_look_the_same_in_answer_and_time() {
 
     let mut timings = Vec::new();
     let mut pages = Vec::new();
-    for name in [ADMIN, "nobody", ADMIN, "nobody", ADMIN, "nobody"] {
+    for name in [ADMIN, "nobody"].repeat(5) {
         let mut client = AdminClient::new(&app);
         let started = Instant::now();
         let page = client.sign_in(name, "wrong password!!").await;
@@ -70,13 +70,13 @@ async fn unknown_user_and_wrong_password_look_the_same_in_answer_and_time() {
     let strip = |body: &str| body.replace(&hidden(body, "csrf").unwrap_or_default(), "");
     assert_eq!(strip(&pages[0].body), strip(&pages[1].body), "same page for both");
 
-    let median = |who: &str| {
-        let mut times: Vec<Duration> =
-            timings.iter().filter(|(n, _)| *n == who).map(|(_, t)| *t).collect();
-        times.sort();
-        times[1]
+    // The fastest of each: other tests running at the same time only ever
+    // add time, so the minimum is the cost of the work itself.
+    let fastest = |who: &str| {
+        let times = timings.iter().filter(|(n, _)| *n == who).map(|(_, t)| *t);
+        times.min().unwrap_or_default()
     };
-    let (known, unknown) = (median(ADMIN), median("nobody"));
+    let (known, unknown) = (fastest(ADMIN), fastest("nobody"));
     assert!(
         unknown * 2 > known && known * 2 > unknown,
         "known {known:?} vs unknown {unknown:?}: an unknown name must cost a hash too"
