@@ -14,11 +14,10 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::admin::AdminAuth;
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::ops::{self, Command};
+use crate::ops::{self, Command, Live};
 
 /// Longest request line; commands are small.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -42,7 +41,7 @@ impl Listener {
         config: &Config,
         directory: Arc<Directory>,
         audit: AuditLog,
-        admin: Arc<AdminAuth>,
+        live: Arc<Live>,
     ) -> std::io::Result<Self> {
         let path = config.admin_socket_path();
         // The caller holds the database lock, so no other server owns this
@@ -57,9 +56,9 @@ impl Listener {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (directory, config, audit) = (directory.clone(), config.clone(), audit.clone());
-                let admin = admin.clone();
+                let live = live.clone();
                 tokio::spawn(
-                    async move { serve_one(stream, directory, audit, admin, config).await },
+                    async move { serve_one(stream, directory, audit, live, config).await },
                 );
             }
         });
@@ -79,7 +78,7 @@ async fn serve_one(
     stream: UnixStream,
     directory: Arc<Directory>,
     audit: AuditLog,
-    admin: Arc<AdminAuth>,
+    live: Arc<Live>,
     config: Config,
 ) {
     let same_user = stream.peer_cred().is_ok_and(|c| c.uid() == current_uid());
@@ -94,7 +93,7 @@ async fn serve_one(
             Ok(_) => match serde_json::from_str::<Command>(&line) {
                 Ok(command) => {
                     let run =
-                        move || ops::execute(&directory, &audit, &config, Some(&admin), command);
+                        move || ops::execute(&directory, &audit, &config, Some(&live), command);
                     match tokio::task::spawn_blocking(run).await {
                         Ok(Ok(value)) => Reply { ok: Some(value), error: None },
                         Ok(Err(message)) => Reply { ok: None, error: Some(message) },

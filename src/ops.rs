@@ -10,6 +10,7 @@ use crate::audit::{self, Actor, AuditLog, Event, Record, action};
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::protocol::b64;
+use crate::relay::Registry;
 use crate::tenants::{NewTenant, Tenant};
 
 /// Longest grace period for a rotated secret: 30 days.
@@ -60,6 +61,17 @@ pub enum Command {
     AdminTokenCreate {
         name: String,
     },
+    #[serde(rename_all = "camelCase")]
+    TenantRotateAppKey {
+        tenant: String,
+        overlap_secs: u64,
+    },
+    TenantDisable {
+        tenant: String,
+    },
+    TenantEnable {
+        tenant: String,
+    },
 }
 
 /// A password on its way to the server: never shown by `Debug`.
@@ -84,6 +96,9 @@ impl Command {
                 | Self::AdminCreate { .. }
                 | Self::AdminResetPassword { .. }
                 | Self::AdminTokenCreate { .. }
+                | Self::TenantRotateAppKey { .. }
+                | Self::TenantDisable { .. }
+                | Self::TenantEnable { .. }
         )
     }
 }
@@ -91,16 +106,24 @@ impl Command {
 /// Most records one export page holds.
 pub const MAX_EXPORT_PAGE: usize = 1000;
 
-/// Runs a command; the error is one line meant for the operator. `admin` is
-/// the running server's dashboard state, when the command came through the
-/// admin socket: a password reset then also ends that admin's sign-ins.
+/// What only a running server has: its dashboard sign-ins and live sessions.
+pub struct Live {
+    pub admin: std::sync::Arc<AdminAuth>,
+    pub registry: std::sync::Arc<Registry>,
+}
+
+/// Runs a command; the error is one line meant for the operator. `live` is
+/// there when the command came through the admin socket: a password reset
+/// then also ends that admin's sign-ins, and disabling a tenant closes its
+/// widget sockets.
 pub fn execute(
     directory: &Directory,
     audit: &AuditLog,
     config: &Config,
-    admin: Option<&AdminAuth>,
+    live: Option<&Live>,
     command: Command,
 ) -> Result<Value, String> {
+    let admin = live.map(|l| l.admin.as_ref());
     let record = |event: Event| audit.record_blocking(event).map_err(|e| e.to_string());
     match command {
         Command::TenantCreate { name, origins, allow_native, scan_url } => {
@@ -232,12 +255,58 @@ pub fn execute(
             )?;
             Ok(json!({ "name": name.as_str(), "token": token }))
         }
+        Command::TenantRotateAppKey { tenant, overlap_secs } => {
+            if overlap_secs > MAX_GRACE_SECS {
+                return Err(format!("overlap is longer than {MAX_GRACE_SECS} seconds"));
+            }
+            let overlap_ms = i64::try_from(overlap_secs * 1000).unwrap_or(i64::MAX);
+            let (tenant, app_key) = directory
+                .update(&tenant, |t| t.rotate_app_key(overlap_ms))
+                .map_err(|e| e.to_string())?;
+            tracing::info!(tenant = %tenant.id, overlap_secs, "app key rotated");
+            record(
+                Event::new(Some(&tenant.id), Actor::Operator, action::APP_KEY_ROTATE)
+                    .detail("appKey", app_key)
+                    .detail("overlapSecs", overlap_secs),
+            )?;
+            let mut out = tenant_json(&tenant);
+            out["previousValidUntil"] =
+                json!(tenant.previous_app_keys.iter().map(|k| k.expires_at).max());
+            Ok(out)
+        }
+        Command::TenantDisable { tenant } => {
+            let tenant = switch(directory, live, &tenant, false)?;
+            record(Event::new(Some(&tenant.id), Actor::Operator, action::TENANT_DISABLE))?;
+            Ok(tenant_json(&tenant))
+        }
+        Command::TenantEnable { tenant } => {
+            let tenant = switch(directory, live, &tenant, true)?;
+            record(Event::new(Some(&tenant.id), Actor::Operator, action::TENANT_ENABLE))?;
+            Ok(tenant_json(&tenant))
+        }
         Command::Backup { path } => {
             let rows = directory.with_store(|s| s.backup_to(&path)).map_err(|e| e.to_string())?;
             tracing::info!(rows, "backup written");
             Ok(json!({ "path": path, "rows": rows }))
         }
     }
+}
+
+/// Enables or disables a tenant; disabling on a running server also closes
+/// its widget sockets.
+fn switch(
+    directory: &Directory,
+    live: Option<&Live>,
+    tenant: &str,
+    enabled: bool,
+) -> Result<Tenant, String> {
+    let (tenant, ()) =
+        directory.update(tenant, |t| t.enabled = enabled).map_err(|e| e.to_string())?;
+    if let (false, Some(live)) = (enabled, live) {
+        live.registry.close_tenant(&tenant.id);
+    }
+    tracing::info!(tenant = %tenant.id, enabled, "tenant switched");
+    Ok(tenant)
 }
 
 fn hasher(config: &Config) -> Result<Hasher, String> {

@@ -84,7 +84,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         &config,
         directory.clone(),
         audit.clone(),
-        admin_auth.clone(),
+        Arc::new(crate::ops::Live { admin: admin_auth.clone(), registry: registry.clone() }),
     )?;
 
     let state = web::Data::new(AppState {

@@ -41,6 +41,29 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Issue a new app key; the old one keeps working for the overlap, since
+    /// apps in the field embed it.
+    RotateAppKey {
+        /// Tenant id, app key or name.
+        tenant: String,
+        /// How long the old app key keeps working: 90s, 15m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the tenant's keys and close its open widget sockets at once.
+    Disable {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept the tenant's keys again.
+    Enable {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove an API secret at once; the next call that uses it gets 401.
     RevokeSecret {
         /// Tenant id, app key or name.
@@ -64,6 +87,12 @@ pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
             (Command::TenantCreate { name, origins, allow_native, scan_url }, json)
         }
         TenantCommand::List { json } => (Command::TenantList, json),
+        TenantCommand::RotateAppKey { tenant, overlap, json } => {
+            let overlap_secs = ops::parse_duration(&overlap)?;
+            (Command::TenantRotateAppKey { tenant, overlap_secs }, json)
+        }
+        TenantCommand::Disable { tenant, json } => (Command::TenantDisable { tenant }, json),
+        TenantCommand::Enable { tenant, json } => (Command::TenantEnable { tenant }, json),
         TenantCommand::RevokeSecret { tenant, secret_id, json } => {
             (Command::TenantRevokeSecret { tenant, secret_id }, json)
         }
@@ -105,7 +134,10 @@ fn print(value: &Value, json: bool) {
             println!("  revoked secret: {id}");
         }
         if let Some(until) = row["previousValidUntil"].as_i64() {
-            println!("  previous secret valid until: {}", super::format_time(until));
+            println!("  previous key valid until: {}", super::format_time(until));
+        }
+        if row["enabled"] == Value::Bool(false) {
+            println!("  disabled");
         }
     }
 }

@@ -101,3 +101,37 @@ async fn admin_commands_work_on_the_file_and_through_the_running_server() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no secret"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_disable_and_app_key_rotation_work_through_the_running_server() {
+    let app = TestApp::start().await;
+    let data = app.config.storage.data_dir.clone();
+    let app_key = app.add_tenant("Shell", &[], true);
+    let ws = app.connect(&app_key, None).await.expect("opens");
+    let mut widget = crate::support::Widget::hello(ws).await;
+
+    let rotated =
+        keyri(&["tenant", "rotate-app-key", "Shell", "--overlap", "1h", "--json"], &data, "");
+    let rotated: Value = serde_json::from_str(&ok(&rotated)).expect("json");
+    let new_key = rotated["appKey"].as_str().expect("key").to_owned();
+    assert_ne!(new_key, app_key);
+    assert!(rotated["previousValidUntil"].is_i64());
+    assert!(app.connect(&app_key, None).await.is_ok(), "old key within the overlap");
+
+    let disabled = keyri(&["tenant", "disable", "Shell", "--json"], &data, "");
+    let disabled: Value = serde_json::from_str(&ok(&disabled)).expect("json");
+    assert_eq!(disabled["enabled"], false);
+    match crate::support::next_frame(&mut widget.ws).await {
+        crate::support::Frame::Json(keyri::protocol::messages::WidgetOut::Error {
+            error, ..
+        }) => {
+            assert_eq!(error, "tenant_disabled")
+        }
+        other => panic!("expected the socket to be told, got {other:?}"),
+    }
+    assert!(app.connect(&new_key, None).await.is_err());
+
+    ok(&keyri(&["tenant", "enable", "Shell"], &data, ""));
+    assert!(app.connect(&new_key, None).await.is_ok());
+    app.stop().await;
+}
