@@ -480,3 +480,37 @@ async fn a_token_made_in_the_dashboard_drives_the_api_until_revoked() {
     assert!(!serde_json::to_string(&actions).expect("json").contains(&token));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_audit_query_pages_newest_first_and_filters_by_time() {
+    let app = TestApp::start().await;
+    let api = Api::new(&app).await;
+    for name in ["One", "Two", "Three"] {
+        let body = json!({"name": name});
+        assert_eq!(api.call(reqwest::Method::POST, "/tenants", Some(body)).await.0, 201);
+    }
+
+    let mut seen = Vec::new();
+    let mut path = "/audit?action=tenant.create&limit=2".to_owned();
+    loop {
+        let (status, page) = api.call(reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        for record in page["records"].as_array().expect("records") {
+            seen.push(record["details"]["name"].as_str().expect("name").to_owned());
+        }
+        match page["before"].as_u64() {
+            Some(before) => path = format!("/audit?action=tenant.create&limit=2&before={before}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["Three", "Two", "One"], "newest first, each once");
+
+    let (_, future) = api.call(reqwest::Method::GET, "/audit?since=2999-01-01", None).await;
+    assert_eq!(future["records"], json!([]));
+    let (_, past) = api.call(reqwest::Method::GET, "/audit?until=2000-01-01", None).await;
+    assert_eq!(past["records"], json!([]));
+    let (_, today) =
+        api.call(reqwest::Method::GET, "/audit?since=2000-01-01&limit=500", None).await;
+    assert!(today["records"].as_array().expect("records").len() >= 3);
+    app.stop().await;
+}
