@@ -106,7 +106,7 @@ pub async fn login(
 
     let ip = client_ip(&req);
     let now = now_ms();
-    if let Err(wait) = state.admin.throttle.check(&form.name, &ip.to_string(), now) {
+    if let Err(wait) = state.admin.throttle.attempt(&form.name, &ip.to_string(), now) {
         tracing::info!(%ip, "sign-in throttled");
         return Err(ApiError::RateLimited(wait).into());
     }
@@ -117,7 +117,6 @@ pub async fn login(
         blocking(move || accounts::check(&directory, &auth.hasher, &name, &password)).await?;
 
     if !valid {
-        state.admin.throttle.fail(&form.name, &ip.to_string(), now);
         let event =
             Event::new(None, Actor::Anonymous { ip: ip.to_string() }, action::ADMIN_SIGN_IN)
                 .outcome("bad_credentials")
@@ -127,6 +126,7 @@ pub async fn login(
         let status = actix_web::http::StatusCode::UNAUTHORIZED;
         return Ok(login_page(&state, "Wrong name or password.", status)?);
     }
+    state.admin.throttle.succeeded(&form.name, &ip.to_string(), now);
     let name = AdminName::parse(&form.name).map_err(ApiError::from)?;
     let event =
         Event::new(None, Actor::Admin { name: name.as_str().into() }, action::ADMIN_SIGN_IN)

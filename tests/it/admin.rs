@@ -514,3 +514,29 @@ async fn the_audit_query_pages_newest_first_and_filters_by_time() {
     assert!(today["records"].as_array().expect("records").len() >= 3);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_one_by_one() {
+    let app = TestApp::start().await;
+    AdminClient::set_up(&app).await;
+
+    let mut guesses = Vec::new();
+    for i in 0..15 {
+        let mut client = AdminClient::new(&app);
+        let form = client.get("/admin/login").await;
+        let csrf = form.csrf();
+        guesses.push(tokio::spawn(async move {
+            let guess = format!("parallel guess {i}");
+            let form = [("csrf", csrf.as_str()), ("name", ADMIN), ("password", &guess)];
+            client.post("/admin/login", &form).await.status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.expect("answered"));
+    }
+    let tried = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((tried, refused), (5, 10), "{statuses:?}");
+    app.stop().await;
+}
