@@ -77,8 +77,8 @@ pub struct AuditConfig {
 pub struct AdminConfig {
     /// Serve the dashboard under `/admin` and the admin API under `/v1/admin`.
     pub enabled: bool,
-    /// Minutes without a request after which a dashboard sign-in ends.
-    pub session_idle_mins: u64,
+    /// Seconds without a request after which a dashboard sign-in ends.
+    pub session_idle_secs: u64,
     /// Minutes the first-run setup link stays valid.
     pub setup_link_mins: u64,
     /// Argon2id memory per password hash, in KiB (OWASP minimum: 19456).
@@ -96,7 +96,7 @@ impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            session_idle_mins: 30,
+            session_idle_secs: 1800,
             setup_link_mins: 60,
             password_hash_memory_kib: OWASP_MEMORY_KIB,
             password_hash_passes: 2,
@@ -253,9 +253,9 @@ impl Config {
                  admin.password_hash_passes at least 2"
             )));
         }
-        if admin.session_idle_mins == 0 || admin.setup_link_mins == 0 {
+        if admin.session_idle_secs == 0 || admin.setup_link_mins == 0 {
             return Err(ConfigError::Invalid(
-                "admin.session_idle_mins and admin.setup_link_mins must be positive".into(),
+                "admin.session_idle_secs and admin.setup_link_mins must be positive".into(),
             ));
         }
         Ok(())

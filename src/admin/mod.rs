@@ -32,7 +32,8 @@ pub struct AdminAuth {
 
 impl AdminAuth {
     pub fn new(config: &AdminConfig) -> Result<Self, AdminError> {
-        let idle_ms = i64::try_from(config.session_idle_mins * 60_000).unwrap_or(i64::MAX);
+        let idle_ms =
+            i64::try_from(config.session_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(Self {
             hasher: Hasher::new(config.password_hash_memory_kib, config.password_hash_passes)?,
             sessions: Sessions::new(idle_ms),

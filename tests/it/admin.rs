@@ -1,7 +1,7 @@
 //! The dashboard and the admin API over real sockets: setup, sign-in and the
 //! attacks a dashboard must withstand, and the key lifecycle end to end.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -538,5 +538,17 @@ async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_one_by_one() {
     let tried = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
     let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!((tried, refused), (5, 10), "{statuses:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sign_in_left_idle_ends_and_its_cookie_no_longer_works() {
+    let app = TestApp::start_with(|c| c.admin.session_idle_secs = 1).await;
+    let mut admin = AdminClient::set_up(&app).await;
+    assert_eq!(admin.get("/admin/tenants").await.status, StatusCode::OK);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let page = admin.get("/admin/tenants").await;
+    assert_eq!(page.location(), Some("/admin/login"), "idle for longer than allowed");
     app.stop().await;
 }
