@@ -1,6 +1,8 @@
 //! The audit log in the dashboard: filters, newest-first pages, and export
 //! as JSON lines or CSV.
 
+use std::collections::HashMap;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -84,6 +86,13 @@ pub async fn show(
         .with_store(|s| audit_query::page(s, &filter, query.before, PAGE))
         .map_err(ApiError::from)?;
 
+    let names: HashMap<String, String> = state
+        .directory
+        .list()
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect();
     let encoded = serde_urlencoded::to_string(&*query).map_err(ApiError::internal)?;
     let next = next.map(|seq| format!("?{encoded}&before={seq}")).unwrap_or_default();
     let body = AuditPage {
@@ -91,7 +100,7 @@ pub async fn show(
         csrf: &admin.csrf,
         q: &query,
         actions: &action::ALL,
-        rows: records.iter().map(RecordRow::of).collect(),
+        rows: records.iter().map(|r| RecordRow::of(r).named(&names)).collect(),
         next,
         query: encoded,
     };

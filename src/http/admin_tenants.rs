@@ -46,6 +46,8 @@ pub struct RecordRow {
     pub seq: u64,
     pub at: String,
     pub tenant: String,
+    /// The tenant's name now, when it still exists.
+    pub tenant_name: String,
     pub actor: String,
     pub action: String,
     pub outcome: String,
@@ -58,11 +60,18 @@ impl RecordRow {
             seq: record.seq,
             at: format_time(record.at),
             tenant: record.tenant.clone().unwrap_or_default(),
+            tenant_name: String::new(),
             actor: record.actor.label(),
             action: record.action.clone(),
             outcome: record.outcome.clone(),
             details: record.details.to_string(),
         }
+    }
+
+    /// Adds the tenant's current name from `names` (id → name).
+    pub fn named(mut self, names: &std::collections::HashMap<String, String>) -> Self {
+        self.tenant_name = names.get(&self.tenant).cloned().unwrap_or_default();
+        self
     }
 }
 

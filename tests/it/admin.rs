@@ -187,7 +187,8 @@ async fn html_in_a_tenant_name_is_shown_as_text() {
     let name = "<script>alert(1)</script><img src=x onerror=alert(2)>";
     let (id, _) = admin.create_tenant(name, "https://app.example").await;
 
-    for path in ["/admin/tenants".to_owned(), format!("/admin/tenants/{id}")] {
+    for path in ["/admin/tenants".to_owned(), format!("/admin/tenants/{id}"), "/admin/audit".into()]
+    {
         let page = admin.get(&path).await;
         assert!(!page.body.contains("<script>alert"), "{path}");
         assert!(!page.body.contains("<img src=x"), "{path}");
