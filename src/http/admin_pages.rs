@@ -17,6 +17,8 @@ use crate::admin::{AdminName, Password, accounts, csrf};
 use crate::audit::{Actor, Event, action};
 use crate::protocol::now_ms;
 
+const SIGN_IN: &str = action::ADMIN_SIGN_IN;
+
 #[derive(Template)]
 #[template(path = "admin/login.html")]
 struct LoginPage<'a> {
@@ -104,36 +106,56 @@ pub async fn login(
         return Err(ApiError::Forbidden("the form's CSRF token is missing or wrong".into()).into());
     }
 
-    let ip = client_ip(&req);
+    let ip = client_ip(&req).to_string();
     let now = now_ms();
-    if let Err(wait) = state.admin.throttle.attempt(&form.name, &ip.to_string(), now) {
+    if let Err(wait) = state.admin.throttle.attempt(&form.name, &ip, now) {
         tracing::info!(%ip, "sign-in throttled");
         return Err(ApiError::RateLimited(wait).into());
     }
-    let form = form.into_inner();
-    let (auth, directory, name) = (state.admin.clone(), state.directory.clone(), form.name.clone());
-    let password = Password::presented(form.password);
-    let valid =
-        blocking(move || accounts::check(&directory, &auth.hasher, &name, &password)).await?;
 
-    if !valid {
-        let event =
-            Event::new(None, Actor::Anonymous { ip: ip.to_string() }, action::ADMIN_SIGN_IN)
-                .outcome("bad_credentials")
-                .detail("name", form.name.chars().take(64).collect::<String>());
-        state.audit.record(event).await.map_err(ApiError::internal)?;
-        tracing::info!(%ip, "admin sign-in failed");
-        let status = actix_web::http::StatusCode::UNAUTHORIZED;
-        return Ok(login_page(&state, "Wrong name or password.", status)?);
+    let form = form.into_inner();
+    let admin = authenticate(&state, form.name, form.password, &ip).await?;
+
+    match admin {
+        Some(name) => {
+            state.admin.throttle.succeeded(name.as_str(), &ip, now);
+            Ok(start_session(&state, name.as_str()))
+        }
+        None => {
+            let status = actix_web::http::StatusCode::UNAUTHORIZED;
+            Ok(login_page(&state, "Wrong name or password.", status)?)
+        }
     }
-    state.admin.throttle.succeeded(&form.name, &ip.to_string(), now);
-    let name = AdminName::parse(&form.name).map_err(ApiError::from)?;
-    let event =
-        Event::new(None, Actor::Admin { name: name.as_str().into() }, action::ADMIN_SIGN_IN)
-            .detail("ip", ip.to_string());
+}
+
+/// Checks a name and password off the async workers and audits the outcome.
+/// Unknown names and wrong passwords take the same path and the same time.
+async fn authenticate(
+    state: &AppState,
+    name: String,
+    password: String,
+    ip: &str,
+) -> Result<Option<AdminName>, ApiError> {
+    let (auth, directory, typed) = (state.admin.clone(), state.directory.clone(), name.clone());
+    let password = Password::presented(password);
+    let valid =
+        blocking(move || accounts::check(&directory, &auth.hasher, &typed, &password)).await?;
+
+    let admin = valid.then(|| AdminName::parse(&name).ok()).flatten();
+    let event = match &admin {
+        Some(admin) => {
+            Event::new(None, Actor::Admin { name: admin.as_str().into() }, SIGN_IN).detail("ip", ip)
+        }
+        None => Event::new(None, Actor::Anonymous { ip: ip.into() }, SIGN_IN)
+            .outcome("bad_credentials")
+            .detail("name", name.chars().take(64).collect::<String>()),
+    };
     state.audit.record(event).await.map_err(ApiError::internal)?;
-    tracing::info!(admin = %name.as_str(), "admin signed in");
-    Ok(start_session(&state, name.as_str()))
+    match &admin {
+        Some(admin) => tracing::info!(admin = %admin.as_str(), "admin signed in"),
+        None => tracing::info!(%ip, "admin sign-in failed"),
+    }
+    Ok(admin)
 }
 
 /// Signs `admin` in: a fresh session id in the cookie, the login CSRF
