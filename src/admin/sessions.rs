@@ -12,10 +12,16 @@ use super::{csrf, random_token, token_hash};
 const MAX_SESSIONS: usize = 10_000;
 
 /// What a valid cookie stands for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignedIn {
     pub admin: String,
     pub csrf: String,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn").field("admin", &self.admin).field("csrf", &"<redacted>").finish()
+    }
 }
 
 struct Entry {
