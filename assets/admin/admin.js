@@ -1,5 +1,6 @@
-// Dashboard helpers: copy buttons and the live open-session count. Loaded as
-// a file because the pages' Content-Security-Policy allows no inline script.
+// The dashboard's behaviour in the browser: copy buttons and the live count of
+// open sessions. A file, because the pages' Content-Security-Policy allows no
+// inline script.
 'use strict';
 
 document.addEventListener('DOMContentLoaded', () => {
