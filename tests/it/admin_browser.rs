@@ -66,6 +66,9 @@ async fn an_operator_runs_the_whole_key_lifecycle_from_the_browser() {
     let app_key = text(&browser, "app-key").await;
     assert!(first.starts_with("sk_"), "{first}");
     shot(&browser, "admin-secret-shown.png").await;
+    browser.click("button.copy").await;
+    let copied = "const b = document.querySelector('button.copy'); return b.textContent !== 'Copy'";
+    browser.wait_for(copied, "the copy button, a script the CSP allows, to answer").await;
     assert_eq!(backend_status(&app, &first).await, 200);
 
     // Add an origin: the server's own, so a widget can connect from it.
