@@ -315,8 +315,18 @@ fn hasher(config: &Config) -> Result<Hasher, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The public view of a tenant: no secret hashes.
+/// The public view of a tenant: its secrets by id and label, never a hash.
 pub fn tenant_json(tenant: &Tenant) -> Value {
+    let secrets: Vec<Value> = tenant
+        .secrets
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id, "label": s.label, "createdAt": s.created_at,
+                "lastUsedAt": s.last_used_at, "expiresAt": s.expires_at,
+            })
+        })
+        .collect();
     json!({
         "id": tenant.id,
         "name": tenant.name,
@@ -326,6 +336,7 @@ pub fn tenant_json(tenant: &Tenant) -> Value {
         "scanUrl": tenant.scan_url,
         "enabled": tenant.enabled,
         "createdAt": tenant.created_at,
+        "secrets": secrets,
     })
 }
 

@@ -126,6 +126,15 @@ fn print(value: &Value, json: bool) {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         println!("  origins:  {}", origins.join(", "));
+        for secret in row["secrets"].as_array().into_iter().flatten() {
+            let until = secret["expiresAt"].as_i64().map(super::format_time);
+            println!(
+                "  secret:   {} {}{}",
+                secret["id"].as_str().unwrap_or(""),
+                secret["label"].as_str().unwrap_or(""),
+                until.map(|t| format!(" (until {t})")).unwrap_or_default()
+            );
+        }
         if let Some(secret) = row["apiSecret"].as_str() {
             println!("  API secret (shown only now, store it safely): {secret}");
             println!("  secret id: {}", row["secretId"].as_str().unwrap_or(""));

@@ -53,20 +53,9 @@ async fn caller(req: &HttpRequest, state: &AppState) -> Result<By, ApiError> {
 /// A tenant with its secrets' metadata (never their hashes).
 fn tenant_view(tenant: &Tenant) -> Value {
     let mut out = tenant_json(tenant);
-    out["allowNative"] = json!(tenant.allow_native);
     out["sessionLifetimeSecs"] = json!(tenant.session_lifetime_secs);
     out["maxSealedBytes"] = json!(tenant.max_sealed_bytes);
     out["previousAppKeys"] = json!(tenant.previous_app_keys);
-    out["secrets"] = tenant
-        .secrets
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id, "label": s.label, "createdAt": s.created_at,
-                "lastUsedAt": s.last_used_at, "expiresAt": s.expires_at,
-            })
-        })
-        .collect();
     out
 }
 

@@ -82,7 +82,12 @@ async fn admin_commands_work_on_the_file_and_through_the_running_server() {
 
     let rotated = keyri(&["tenant", "rotate-secret", "Demo", "--grace", "1h", "--json"], &data, "");
     let rotated: Value = serde_json::from_str(&ok(&rotated)).expect("json");
-    let old_id = app.running.directory.find("Demo").expect("demo").secrets[0].id.clone();
+    let listed = keyri(&["tenant", "list", "--json"], &data, "");
+    let listed: Value = serde_json::from_str(&ok(&listed)).expect("json");
+    let secrets = listed[0]["secrets"].as_array().expect("secrets listed").clone();
+    assert_eq!(secrets.len(), 2, "current and rotated-out");
+    assert!(listed.to_string().find("hash").is_none(), "no hashes in the listing");
+    let old_id = secrets[0]["id"].as_str().expect("id").to_owned();
     let revoked = keyri(&["tenant", "revoke-secret", "Demo", &old_id], &data, "");
     assert!(ok(&revoked).contains(&old_id));
     let status = |secret: String| {
