@@ -61,6 +61,10 @@ pub enum Command {
     AdminTokenCreate {
         name: String,
     },
+    AdminTokenList,
+    AdminTokenRevoke {
+        id: String,
+    },
     #[serde(rename_all = "camelCase")]
     TenantRotateAppKey {
         tenant: String,
@@ -96,6 +100,7 @@ impl Command {
                 | Self::AdminCreate { .. }
                 | Self::AdminResetPassword { .. }
                 | Self::AdminTokenCreate { .. }
+                | Self::AdminTokenRevoke { .. }
                 | Self::TenantRotateAppKey { .. }
                 | Self::TenantDisable { .. }
                 | Self::TenantEnable { .. }
@@ -248,12 +253,29 @@ pub fn execute(
             if exists.is_none() {
                 return Err(format!("no admin named {:?}", name.as_str()));
             }
-            let token = tokens::create(directory, &name).map_err(|e| e.to_string())?;
+            let (token, made) = tokens::issue(directory, &name).map_err(|e| e.to_string())?;
             record(
                 Event::new(None, Actor::Operator, action::ADMIN_TOKEN_CREATE)
-                    .detail("name", name.as_str()),
+                    .detail("name", name.as_str())
+                    .detail("tokenId", made.id.clone()),
             )?;
-            Ok(json!({ "name": name.as_str(), "token": token }))
+            Ok(json!({ "name": name.as_str(), "id": made.id, "token": token }))
+        }
+        Command::AdminTokenList => {
+            let all = tokens::list(directory).map_err(|e| e.to_string())?;
+            let rows =
+                all.iter().map(|t| json!({"id": t.id, "name": t.name, "createdAt": t.created_at}));
+            Ok(Value::Array(rows.collect()))
+        }
+        Command::AdminTokenRevoke { id } => {
+            if !tokens::revoke(directory, &id).map_err(|e| e.to_string())? {
+                return Err(format!("no admin token {id:?}"));
+            }
+            record(
+                Event::new(None, Actor::Operator, action::ADMIN_TOKEN_REVOKE)
+                    .detail("tokenId", id.clone()),
+            )?;
+            Ok(json!({ "id": id, "revoked": true }))
         }
         Command::TenantRotateAppKey { tenant, overlap_secs } => {
             if overlap_secs > MAX_GRACE_SECS {

@@ -29,6 +29,13 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List tokens by id (the tokens themselves are not kept).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id at once.
+    Revoke { id: String },
 }
 
 pub fn run(config: &Config, command: AdminCommand) -> Result<(), String> {
@@ -47,11 +54,33 @@ pub fn run(config: &Config, command: AdminCommand) -> Result<(), String> {
             let value = execute(config, Command::AdminTokenCreate { name })?;
             match json {
                 true => println!("{value}"),
-                false => println!(
-                    "admin API token (shown only now, store it safely): {}",
-                    value["token"].as_str().unwrap_or("")
-                ),
+                false => {
+                    let text = |key: &str| value[key].as_str().unwrap_or("").to_owned();
+                    println!("admin API token {} (shown only now, store it safely):", text("id"));
+                    println!("{}", text("token"));
+                }
             }
+        }
+        AdminCommand::Token(TokenCommand::List { json }) => {
+            let value = execute(config, Command::AdminTokenList)?;
+            if json {
+                println!("{value}");
+                return Ok(());
+            }
+            let rows = value.as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                println!("no admin tokens");
+            }
+            for row in rows {
+                let created = row["createdAt"].as_i64().map(super::format_time).unwrap_or_default();
+                let (id, name) =
+                    (row["id"].as_str().unwrap_or(""), row["name"].as_str().unwrap_or(""));
+                println!("{id}  acts as {name}  created {created}");
+            }
+        }
+        AdminCommand::Token(TokenCommand::Revoke { id }) => {
+            execute(config, Command::AdminTokenRevoke { id: id.clone() })?;
+            println!("admin token {id} revoked");
         }
     }
     Ok(())

@@ -79,6 +79,17 @@ async fn admin_commands_work_on_the_file_and_through_the_running_server() {
         .await
         .expect("answers");
     assert_eq!(listed.status(), 200);
+    let token_id = keyri(&["admin", "token", "list", "--json"], &data, "");
+    let token_id: Value = serde_json::from_str(&ok(&token_id)).expect("json");
+    let token_id = token_id[0]["id"].as_str().expect("id").to_owned();
+    ok(&keyri(&["admin", "token", "revoke", &token_id], &data, ""));
+    let refused = reqwest::Client::new()
+        .get(format!("{}/v1/admin/tenants", app.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(refused.status(), 401, "revoked from the shell");
 
     let rotated = keyri(&["tenant", "rotate-secret", "Demo", "--grace", "1h", "--json"], &data, "");
     let rotated: Value = serde_json::from_str(&ok(&rotated)).expect("json");
