@@ -17,7 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::ops::{self, Command};
+use crate::ops::{self, Command, Live};
 
 /// Longest request line; commands are small.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -43,6 +43,7 @@ impl Listener {
         config: &Config,
         directory: Arc<Directory>,
         audit: AuditLog,
+        live: Arc<Live>,
     ) -> std::io::Result<Self> {
         let path = config.admin_socket_path();
         // The caller holds the database lock, so no other server owns this
@@ -67,7 +68,10 @@ impl Listener {
                     }
                 };
                 let (directory, config, audit) = (directory.clone(), config.clone(), audit.clone());
-                tokio::spawn(async move { serve_one(stream, directory, audit, config).await });
+                let live = live.clone();
+                tokio::spawn(
+                    async move { serve_one(stream, directory, audit, live, config).await },
+                );
             }
         });
         Ok(Self { path, task })
@@ -82,7 +86,13 @@ impl Listener {
     }
 }
 
-async fn serve_one(stream: UnixStream, directory: Arc<Directory>, audit: AuditLog, config: Config) {
+async fn serve_one(
+    stream: UnixStream,
+    directory: Arc<Directory>,
+    audit: AuditLog,
+    live: Arc<Live>,
+    config: Config,
+) {
     let same_user = stream.peer_cred().is_ok_and(|c| c.uid() == current_uid());
     let (read, mut write) = stream.into_split();
     let reply = if !same_user {
@@ -94,7 +104,8 @@ async fn serve_one(stream: UnixStream, directory: Arc<Directory>, audit: AuditLo
         match reader.read_line(&mut line).await {
             Ok(_) => match serde_json::from_str::<Command>(&line) {
                 Ok(command) => {
-                    let run = move || ops::execute(&directory, &audit, &config, command);
+                    let run =
+                        move || ops::execute(&directory, &audit, &config, Some(&live), command);
                     match tokio::task::spawn_blocking(run).await {
                         Ok(Ok(value)) => Reply { ok: Some(value), error: None },
                         Ok(Err(message)) => Reply { ok: None, error: Some(message) },

@@ -25,6 +25,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub tls: TlsConfig,
     pub geoip: GeoIpConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
 }
 
@@ -142,6 +143,39 @@ pub struct TlsConfig {
 impl TlsConfig {
     pub fn enabled(&self) -> bool {
         !self.cert_file.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the dashboard under `/admin` and the admin API under `/v1/admin`.
+    pub enabled: bool,
+    /// Seconds without a request after which a dashboard sign-in ends.
+    pub session_idle_secs: u64,
+    /// Minutes the first-run setup link stays valid.
+    pub setup_link_mins: u64,
+    /// Argon2id memory per password hash, in KiB (OWASP minimum: 19456).
+    pub password_hash_memory_kib: u32,
+    /// Argon2id passes per password hash (OWASP minimum with 19 MiB: 2).
+    pub password_hash_passes: u32,
+    /// Allows parameters below the OWASP minimum. For test suites only.
+    pub allow_weak_password_hashing_for_tests: bool,
+}
+
+/// OWASP's minimum Argon2id memory, in KiB, with 2 passes and 1 lane.
+pub const OWASP_MEMORY_KIB: u32 = 19_456;
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_idle_secs: 1800,
+            setup_link_mins: 60,
+            password_hash_memory_kib: OWASP_MEMORY_KIB,
+            password_hash_passes: 2,
+            allow_weak_password_hashing_for_tests: false,
+        }
     }
 }
 
@@ -351,6 +385,20 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name} must be between 1 and {max}")));
             }
         }
+        let admin = &self.admin;
+        let weak =
+            admin.password_hash_memory_kib < OWASP_MEMORY_KIB || admin.password_hash_passes < 2;
+        if weak && !admin.allow_weak_password_hashing_for_tests {
+            return Err(ConfigError::Invalid(format!(
+                "admin.password_hash_memory_kib must be at least {OWASP_MEMORY_KIB} and \
+                 admin.password_hash_passes at least 2"
+            )));
+        }
+        if admin.session_idle_secs == 0 || admin.setup_link_mins == 0 {
+            return Err(ConfigError::Invalid(
+                "admin.session_idle_secs and admin.setup_link_mins must be positive".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -492,6 +540,23 @@ mod tests {
 
         let (_dir, path) = write("[sessions]\nlifetime_secs = 0\n");
         assert!(Config::load(Some(&path), env(&[])).is_err());
+    }
+
+    #[test]
+    fn admin_password_hashing_below_owasp_needs_the_test_only_switch() {
+        let (_dir, path) = write("[admin]\npassword_hash_memory_kib = 1024\n");
+        let err = Config::load(Some(&path), env(&[])).expect_err("refused").to_string();
+        assert!(err.contains("password_hash_memory_kib"), "{err}");
+        let (_dir, path) = write("[admin]\npassword_hash_passes = 1\n");
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+
+        let text = "[admin]\npassword_hash_memory_kib = 1024\n\
+                    allow_weak_password_hashing_for_tests = true\n";
+        let (_dir, path) = write(text);
+        let config = Config::load(Some(&path), env(&[])).expect("allowed for tests");
+        assert_eq!(config.admin.password_hash_memory_kib, 1024);
+        assert_eq!(Config::default().admin.password_hash_memory_kib, 19_456);
+        assert_eq!(Config::default().admin.password_hash_passes, 2);
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::store::{Store, StoreError};
 use crate::tenants::{NewSecret, NewTenant, Tenant, TenantError, hash_secret};
 
+/// How often a secret's last use is written down, at most.
+const LAST_USE_EVERY_MS: i64 = 60_000;
+
 pub struct Directory {
     /// `None` once closed: the server closes the database when it stops,
     /// even while a worker thread still holds a reference to the directory.
@@ -15,10 +18,11 @@ pub struct Directory {
     by_app_key: RwLock<HashMap<String, Arc<Tenant>>>,
     /// Tenants by the hash of each of their API secrets.
     by_secret: RwLock<HashMap<String, Arc<Tenant>>>,
-    /// Held across every read-change-write of tenants and the reload of the
-    /// indexes after it, so concurrent changes neither lose one another nor
-    /// leave an older index in place.
-    changes: Mutex<()>,
+    /// Held across each read-change-write of tenants and the reload of the
+    /// indexes after it, so that two changes at once (an admin's rotation
+    /// and a secret's last-use note) cannot undo each other, and no older
+    /// index replaces a newer one.
+    writing: Mutex<()>,
 }
 
 impl Directory {
@@ -27,7 +31,7 @@ impl Directory {
             store: RwLock::new(Some(store)),
             by_app_key: RwLock::default(),
             by_secret: RwLock::default(),
-            changes: Mutex::new(()),
+            writing: Mutex::default(),
         };
         directory.reload()?;
         Ok(directory)
@@ -49,7 +53,13 @@ impl Directory {
 
     fn reload(&self) -> Result<(), StoreError> {
         let tenants: Vec<Arc<Tenant>> = self.list()?.into_iter().map(Arc::new).collect();
-        let by_app_key = tenants.iter().map(|t| (t.app_key.clone(), t.clone())).collect();
+        let by_app_key = tenants
+            .iter()
+            .flat_map(|t| {
+                let previous = t.previous_app_keys.iter().map(|k| k.app_key.clone());
+                std::iter::once(t.app_key.clone()).chain(previous).map(move |k| (k, t.clone()))
+            })
+            .collect();
         let by_secret = tenants
             .iter()
             .flat_map(|t| t.secrets.iter().map(move |s| (s.hash.clone(), t.clone())))
@@ -59,10 +69,15 @@ impl Directory {
         Ok(())
     }
 
-    /// The enabled tenant with this app key.
+    /// The enabled tenant with this app key, current or within the overlap
+    /// window of a rotation.
     pub fn by_app_key(&self, app_key: &str) -> Option<Arc<Tenant>> {
+        let now = crate::protocol::now_ms();
         let index = self.by_app_key.read().unwrap_or_else(|p| p.into_inner());
-        index.get(app_key).filter(|t| t.enabled).cloned()
+        index
+            .get(app_key)
+            .filter(|t| t.enabled && t.app_keys_at(now).any(|k| k == app_key))
+            .cloned()
     }
 
     /// The enabled tenant that an API secret belongs to, with the secret's id,
@@ -81,13 +96,13 @@ impl Directory {
         self.with_store(Store::tenants)
     }
 
-    fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    fn writing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn create(&self, new: NewTenant) -> Result<(Tenant, NewSecret), StoreError> {
         let (tenant, secret) = new.build()?;
-        let _changing = self.changing();
+        let _writing = self.writing();
         self.with_store(|s| s.insert_tenant(&tenant))?;
         self.reload()?;
         Ok((tenant, secret))
@@ -101,15 +116,52 @@ impl Directory {
             .ok_or_else(|| TenantError::NotFound(key.to_owned()).into())
     }
 
+    /// Removes a tenant and its indexes.
+    pub fn delete(&self, key: &str) -> Result<Tenant, StoreError> {
+        let _writing = self.writing();
+        let tenant = self.find(key)?;
+        self.with_store(|s| s.delete_tenant(&tenant))?;
+        self.reload()?;
+        Ok(tenant)
+    }
+
+    /// Notes that a secret was used; writes it down at most once a minute so
+    /// that busy backends do not cause a database write per call.
+    pub fn touch_secret(&self, tenant: &Tenant, secret_id: &str, now: i64) {
+        let stale = tenant
+            .secrets
+            .iter()
+            .find(|s| s.id == secret_id)
+            .is_some_and(|s| s.last_used_at.is_none_or(|at| now - at >= LAST_USE_EVERY_MS));
+        if !stale {
+            return;
+        }
+        let written = self.update(&tenant.id, |t| {
+            if let Some(record) = t.secrets.iter_mut().find(|s| s.id == secret_id) {
+                record.last_used_at = Some(now);
+            }
+        });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, tenant = %tenant.id, "secret use not recorded");
+        }
+    }
+
     /// Applies a change to one tenant and writes it back.
     pub fn update<T>(
         &self,
         key: &str,
         change: impl FnOnce(&mut Tenant) -> T,
     ) -> Result<(Tenant, T), StoreError> {
-        let _changing = self.changing();
+        let _writing = self.writing();
         let mut tenant = self.find(key)?;
         let result = change(&mut tenant);
+        let taken = self
+            .list()?
+            .iter()
+            .any(|t| t.id != tenant.id && t.name.to_lowercase() == tenant.name.to_lowercase());
+        if taken {
+            return Err(TenantError::NameTaken(tenant.name.clone()).into());
+        }
         self.with_store(|s| s.put_tenant(&tenant))?;
         self.reload()?;
         Ok((tenant, result))

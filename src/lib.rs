@@ -1,5 +1,6 @@
 //! keyri: a self-hosted QR-login server, its widget and its phone SDK.
 
+pub mod admin;
 pub mod admin_socket;
 pub mod audit;
 pub mod auth;

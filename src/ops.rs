@@ -5,10 +5,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::admin::{AdminAuth, AdminName, Hasher, Password, accounts, tokens};
 use crate::audit::{self, Actor, AuditLog, Event, Record, action};
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::protocol::b64;
+use crate::relay::Registry;
 use crate::tenants::{NewTenant, Tenant};
 
 /// Longest grace period for a rotated secret: 30 days.
@@ -45,25 +47,90 @@ pub enum Command {
     Backup {
         path: std::path::PathBuf,
     },
+    #[serde(rename_all = "camelCase")]
+    TenantRevokeSecret {
+        tenant: String,
+        secret_id: String,
+    },
+    AdminCreate {
+        name: String,
+        password: Redacted,
+    },
+    AdminResetPassword {
+        name: String,
+        password: Redacted,
+    },
+    AdminTokenCreate {
+        name: String,
+    },
+    AdminTokenList,
+    AdminTokenRevoke {
+        id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    TenantRotateAppKey {
+        tenant: String,
+        overlap_secs: u64,
+    },
+    TenantDisable {
+        tenant: String,
+    },
+    TenantEnable {
+        tenant: String,
+    },
+}
+
+/// A password on its way to the server: never shown by `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Command {
     /// Whether the command changes something and so must be audited.
     pub fn records(&self) -> bool {
-        matches!(self, Self::TenantCreate { .. } | Self::TenantRotateSecret { .. })
+        matches!(
+            self,
+            Self::TenantCreate { .. }
+                | Self::TenantRotateSecret { .. }
+                | Self::TenantRevokeSecret { .. }
+                | Self::AdminCreate { .. }
+                | Self::AdminResetPassword { .. }
+                | Self::AdminTokenCreate { .. }
+                | Self::AdminTokenRevoke { .. }
+                | Self::TenantRotateAppKey { .. }
+                | Self::TenantDisable { .. }
+                | Self::TenantEnable { .. }
+        )
     }
 }
 
 /// Most records one export page holds.
 pub const MAX_EXPORT_PAGE: usize = 1000;
 
-/// Runs a command; the error is one line meant for the operator.
+/// What only a running server has: its dashboard sign-ins and live sessions.
+pub struct Live {
+    pub admin: std::sync::Arc<AdminAuth>,
+    pub registry: std::sync::Arc<Registry>,
+}
+
+/// Runs a command; the error is one line meant for the operator. `live` is
+/// there when the command came through the admin socket: a password reset
+/// then also ends that admin's sign-ins, and disabling a tenant closes its
+/// widget sockets.
 pub fn execute(
     directory: &Directory,
     audit: &AuditLog,
     config: &Config,
+    live: Option<&Live>,
     command: Command,
 ) -> Result<Value, String> {
+    let admin = live.map(|l| l.admin.as_ref());
     let record = |event: Event| audit.record_blocking(event).map_err(|e| e.to_string());
     match command {
         Command::TenantCreate { name, origins, allow_native, scan_url, risk_policy } => {
@@ -86,6 +153,7 @@ pub fn execute(
             )?;
             let mut out = tenant_json(&tenant);
             out["apiSecret"] = json!(secret.expose());
+            out["secretId"] = json!(tenant.secrets.last().map(|s| &s.id));
             Ok(out)
         }
         Command::TenantList => {
@@ -107,6 +175,7 @@ pub fn execute(
             )?;
             let mut out = tenant_json(&tenant);
             out["apiSecret"] = json!(secret.expose());
+            out["secretId"] = json!(tenant.secrets.last().map(|s| &s.id));
             out["previousValidUntil"] =
                 json!(tenant.secrets.iter().filter_map(|s| s.expires_at).max());
             Ok(out)
@@ -134,6 +203,112 @@ pub fn execute(
             }
             Ok(json!({ "records": records, "next": next }))
         }
+        Command::TenantRevokeSecret { tenant, secret_id } => {
+            let (tenant, revoked) = directory
+                .update(&tenant, |t| t.revoke_secret(&secret_id))
+                .map_err(|e| e.to_string())?;
+            revoked.map_err(|e| e.to_string())?;
+            tracing::info!(tenant = %tenant.id, secret = %secret_id, "api secret revoked");
+            record(
+                Event::new(Some(&tenant.id), Actor::Operator, action::SECRET_REVOKE)
+                    .detail("secretId", secret_id.clone()),
+            )?;
+            let mut out = tenant_json(&tenant);
+            out["revokedSecretId"] = json!(secret_id);
+            Ok(out)
+        }
+        Command::AdminCreate { name, password } => {
+            let name = AdminName::parse(&name).map_err(|e| e.to_string())?;
+            let password = Password::new(password.0).map_err(|e| e.to_string())?;
+            let hasher = hasher(config)?;
+            accounts::create(directory, &hasher, &name, &password, false)
+                .map_err(|e| e.to_string())?;
+            if let Some(admin) = admin {
+                admin.setup.cancel();
+            }
+            tracing::info!(admin = %name.as_str(), "admin created");
+            record(
+                Event::new(None, Actor::Operator, action::ADMIN_CREATE)
+                    .detail("name", name.as_str()),
+            )?;
+            Ok(json!({ "name": name.as_str(), "created": true }))
+        }
+        Command::AdminResetPassword { name, password } => {
+            let name = AdminName::parse(&name).map_err(|e| e.to_string())?;
+            let password = Password::new(password.0).map_err(|e| e.to_string())?;
+            let hasher = hasher(config)?;
+            accounts::reset_password(directory, &hasher, &name, &password)
+                .map_err(|e| e.to_string())?;
+            if let Some(admin) = admin {
+                admin.sessions.remove_admin(name.as_str());
+            }
+            tracing::info!(admin = %name.as_str(), "admin password reset");
+            record(
+                Event::new(None, Actor::Operator, action::ADMIN_RESET_PASSWORD)
+                    .detail("name", name.as_str()),
+            )?;
+            Ok(json!({ "name": name.as_str(), "passwordReset": true }))
+        }
+        Command::AdminTokenCreate { name } => {
+            let name = AdminName::parse(&name).map_err(|e| e.to_string())?;
+            let exists =
+                directory.with_store(|s| s.admin(name.as_str())).map_err(|e| e.to_string())?;
+            if exists.is_none() {
+                return Err(format!("no admin named {:?}", name.as_str()));
+            }
+            let (token, made) = tokens::issue(directory, &name).map_err(|e| e.to_string())?;
+            record(
+                Event::new(None, Actor::Operator, action::ADMIN_TOKEN_CREATE)
+                    .detail("name", name.as_str())
+                    .detail("tokenId", made.id.clone()),
+            )?;
+            Ok(json!({ "name": name.as_str(), "id": made.id, "token": token }))
+        }
+        Command::AdminTokenList => {
+            let all = tokens::list(directory).map_err(|e| e.to_string())?;
+            let rows =
+                all.iter().map(|t| json!({"id": t.id, "name": t.name, "createdAt": t.created_at}));
+            Ok(Value::Array(rows.collect()))
+        }
+        Command::AdminTokenRevoke { id } => {
+            if !tokens::revoke(directory, &id).map_err(|e| e.to_string())? {
+                return Err(format!("no admin token {id:?}"));
+            }
+            record(
+                Event::new(None, Actor::Operator, action::ADMIN_TOKEN_REVOKE)
+                    .detail("tokenId", id.clone()),
+            )?;
+            Ok(json!({ "id": id, "revoked": true }))
+        }
+        Command::TenantRotateAppKey { tenant, overlap_secs } => {
+            if overlap_secs > MAX_GRACE_SECS {
+                return Err(format!("overlap is longer than {MAX_GRACE_SECS} seconds"));
+            }
+            let overlap_ms = i64::try_from(overlap_secs * 1000).unwrap_or(i64::MAX);
+            let (tenant, app_key) = directory
+                .update(&tenant, |t| t.rotate_app_key(overlap_ms))
+                .map_err(|e| e.to_string())?;
+            tracing::info!(tenant = %tenant.id, overlap_secs, "app key rotated");
+            record(
+                Event::new(Some(&tenant.id), Actor::Operator, action::APP_KEY_ROTATE)
+                    .detail("appKey", app_key)
+                    .detail("overlapSecs", overlap_secs),
+            )?;
+            let mut out = tenant_json(&tenant);
+            out["previousValidUntil"] =
+                json!(tenant.previous_app_keys.iter().map(|k| k.expires_at).max());
+            Ok(out)
+        }
+        Command::TenantDisable { tenant } => {
+            let tenant = switch(directory, live, &tenant, false)?;
+            record(Event::new(Some(&tenant.id), Actor::Operator, action::TENANT_DISABLE))?;
+            Ok(tenant_json(&tenant))
+        }
+        Command::TenantEnable { tenant } => {
+            let tenant = switch(directory, live, &tenant, true)?;
+            record(Event::new(Some(&tenant.id), Actor::Operator, action::TENANT_ENABLE))?;
+            Ok(tenant_json(&tenant))
+        }
         Command::Backup { path } => {
             let rows = directory.with_store(|s| s.backup_to(&path)).map_err(|e| e.to_string())?;
             tracing::info!(rows, "backup written");
@@ -142,8 +317,41 @@ pub fn execute(
     }
 }
 
-/// The public view of a tenant: no secret hashes.
+/// Enables or disables a tenant; disabling on a running server also closes
+/// its widget sockets.
+fn switch(
+    directory: &Directory,
+    live: Option<&Live>,
+    tenant: &str,
+    enabled: bool,
+) -> Result<Tenant, String> {
+    let (tenant, ()) =
+        directory.update(tenant, |t| t.enabled = enabled).map_err(|e| e.to_string())?;
+    if let (false, Some(live)) = (enabled, live) {
+        live.registry.close_tenant(&tenant.id);
+    }
+    tracing::info!(tenant = %tenant.id, enabled, "tenant switched");
+    Ok(tenant)
+}
+
+fn hasher(config: &Config) -> Result<Hasher, String> {
+    let admin = &config.admin;
+    Hasher::new(admin.password_hash_memory_kib, admin.password_hash_passes)
+        .map_err(|e| e.to_string())
+}
+
+/// The public view of a tenant: its secrets by id and label, never a hash.
 pub fn tenant_json(tenant: &Tenant) -> Value {
+    let secrets: Vec<Value> = tenant
+        .secrets
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id, "label": s.label, "createdAt": s.created_at,
+                "lastUsedAt": s.last_used_at, "expiresAt": s.expires_at,
+            })
+        })
+        .collect();
     json!({
         "id": tenant.id,
         "name": tenant.name,
@@ -154,6 +362,7 @@ pub fn tenant_json(tenant: &Tenant) -> Value {
         "riskPolicy": tenant.risk_policy,
         "enabled": tenant.enabled,
         "createdAt": tenant.created_at,
+        "secrets": secrets,
     })
 }
 

@@ -8,10 +8,12 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 use tokio::sync::watch;
 
+use crate::admin::{AdminAuth, accounts};
 use crate::admin_socket;
 use crate::audit::AuditLog;
 use crate::audit::writer::Writer;
 use crate::config::Config;
+use crate::config::OWASP_MEMORY_KIB;
 use crate::directory::Directory;
 use crate::geo::GeoDb;
 use crate::http::defences::Defences;
@@ -37,6 +39,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Geo(String),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 /// A running server.
@@ -50,6 +54,9 @@ pub struct Running {
     pub directory: Arc<Directory>,
     pub registry: Arc<Registry>,
     pub audit: AuditLog,
+    /// The first-run link to choose the first admin's password, when no
+    /// admin exists yet. Shown once, never logged.
+    pub setup_link: Option<String>,
     audit_writer: Option<Writer>,
     handle: actix_web::dev::ServerHandle,
     shutdown: watch::Sender<bool>,
@@ -92,7 +99,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             (AuditLog::disabled(), None)
         }
     };
-    let admin = admin_socket::Listener::start(&config, directory.clone(), audit.clone())?;
+    let (admin_auth, setup_link) = admin_auth(&config, &directory, &public_url).await?;
+    let admin = admin_socket::Listener::start(
+        &config,
+        directory.clone(),
+        audit.clone(),
+        Arc::new(crate::ops::Live { admin: admin_auth.clone(), registry: registry.clone() }),
+    )?;
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -104,15 +117,17 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         defences: defences.clone(),
         geo,
         shutdown: shutdown_rx,
+        admin: admin_auth,
     });
     let demo = config.demo.enabled;
+    let admin_enabled = config.admin.enabled;
     let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::BadRequest(format!("bad query string: {e}")).into()
             }))
-            .configure(|cfg| routes(cfg, demo))
+            .configure(|cfg| routes(cfg, demo, admin_enabled))
             .default_service(web::to(|| async { Err::<String, _>(ApiError::NoSuchRoute) }))
     })
     .disable_signals()
@@ -149,6 +164,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         demo_app_key,
         demo_secret,
         audit,
+        setup_link,
         audit_writer,
         directory,
         registry,
@@ -182,6 +198,35 @@ impl Running {
         self.directory.close();
         tracing::info!("keyri stopped");
     }
+}
+
+/// The dashboard's state, and a setup link when no admin exists yet.
+async fn admin_auth(
+    config: &Config,
+    directory: &Directory,
+    public_url: &str,
+) -> Result<(Arc<AdminAuth>, Option<String>), StartError> {
+    let settings = config.admin.clone();
+    if settings.password_hash_memory_kib < OWASP_MEMORY_KIB || settings.password_hash_passes < 2 {
+        tracing::warn!(
+            memory_kib = settings.password_hash_memory_kib,
+            passes = settings.password_hash_passes,
+            "admin password hashing is weaker than OWASP's minimum: for tests only"
+        );
+    }
+    let auth = Arc::new(AdminAuth::new(&settings)?);
+    if settings.enabled {
+        // In the background: starting must not wait for a slow hash.
+        let warming = auth.clone();
+        tokio::task::spawn_blocking(move || warming.hasher.warm());
+    }
+    let mut link = None;
+    if config.admin.enabled && !accounts::any(directory)? {
+        let minutes = i64::try_from(config.admin.setup_link_mins).unwrap_or(i64::MAX / 60_000);
+        let token = auth.setup.issue(crate::protocol::now_ms() + minutes * 60_000);
+        link = Some(format!("{public_url}/admin/setup?token={token}"));
+    }
+    Ok((auth, link))
 }
 
 /// Creates the demo tenant on first start; on later starts makes sure it

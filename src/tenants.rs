@@ -32,6 +32,18 @@ pub struct Tenant {
     /// What each risk signal does for this tenant; unnamed ones warn.
     #[serde(default)]
     pub risk_policy: crate::risk::Policy,
+    /// App keys replaced by a rotation, accepted until their expiry because
+    /// apps in the field embed them.
+    #[serde(default)]
+    pub previous_app_keys: Vec<PreviousAppKey>,
+}
+
+/// An app key rotated out, still accepted until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousAppKey {
+    pub app_key: String,
+    pub expires_at: i64,
 }
 
 /// An API secret as stored: its hash, never the secret.
@@ -46,6 +58,12 @@ pub struct SecretRecord {
     pub created_at: i64,
     /// When a rotated-out secret stops working; `None` while it is current.
     pub expires_at: Option<i64>,
+    /// What the operator calls it, such as "billing backend".
+    #[serde(default)]
+    pub label: String,
+    /// Last successful use, recorded at most once a minute.
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
 }
 
 /// A freshly made API secret, shown once and then only its hash is kept.
@@ -66,6 +84,8 @@ impl NewSecret {
             hash: hash_secret(&self.0),
             created_at: now,
             expires_at: None,
+            label: String::new(),
+            last_used_at: None,
         }
     }
 }
@@ -116,27 +136,37 @@ pub enum TenantError {
     NameTaken(String),
     #[error("no tenant {0:?}")]
     NotFound(String),
+    #[error("label must be at most {MAX_LABEL_CHARS} characters without control characters")]
+    BadLabel,
+    #[error("no secret {0:?} for this tenant")]
+    NoSuchSecret(String),
+    #[error("session lifetime must be 1 to 600 seconds")]
+    BadLifetime,
+    #[error("payload size limit must be 256 to 1048576 bytes")]
+    BadPayloadLimit,
+    #[error("the typed name does not match the tenant's name")]
+    ConfirmMismatch,
+    #[error("grace period is longer than 30 days")]
+    GraceTooLong,
+}
+
+/// Longest secret label, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+
+/// Checks a secret label: short and without control characters.
+pub fn check_label(label: &str) -> Result<String, TenantError> {
+    let label = label.trim();
+    if label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
+        return Err(TenantError::BadLabel);
+    }
+    Ok(label.to_owned())
 }
 
 impl NewTenant {
     /// Validates the request and makes the tenant with its first API secret.
     pub fn build(self) -> Result<(Tenant, NewSecret), TenantError> {
-        let name = self.name.trim().to_owned();
-        let name_ok = (1..=MAX_NAME_CHARS).contains(&name.chars().count())
-            && !name.chars().any(char::is_control);
-        if !name_ok {
-            return Err(TenantError::BadName);
-        }
-        if self.origins.len() > MAX_ORIGINS {
-            return Err(TenantError::TooManyOrigins);
-        }
-        let mut origins = Vec::new();
-        for origin in &self.origins {
-            let origin = normalize_origin(origin)?;
-            if !origins.contains(&origin) {
-                origins.push(origin);
-            }
-        }
+        let name = check_name(&self.name)?;
+        let origins = check_origins(&self.origins)?;
         if let Some(url) = &self.scan_url {
             validate_scan_url(url)?;
         }
@@ -157,6 +187,7 @@ impl NewTenant {
             created_at: now,
             secrets: vec![secret.record(now)],
             risk_policy: self.risk_policy,
+            previous_app_keys: Vec::new(),
         };
         Ok((tenant, secret))
     }
@@ -187,6 +218,120 @@ impl Tenant {
         self.secrets.push(fresh.record(now));
         fresh
     }
+
+    /// Adds another current secret next to the existing ones.
+    pub fn add_secret(&mut self, label: String) -> (NewSecret, String) {
+        let fresh = NewSecret::generate();
+        let mut record = fresh.record(now_ms());
+        record.label = label;
+        let id = record.id.clone();
+        self.secrets.push(record);
+        (fresh, id)
+    }
+
+    /// Removes a secret at once; the next call that presents it gets 401.
+    pub fn revoke_secret(&mut self, id: &str) -> Result<(), TenantError> {
+        let before = self.secrets.len();
+        self.secrets.retain(|s| s.id != id);
+        match self.secrets.len() < before {
+            true => Ok(()),
+            false => Err(TenantError::NoSuchSecret(id.to_owned())),
+        }
+    }
+
+    /// Issues a new app key; the current one keeps working for `overlap_ms`.
+    /// Previous keys past their overlap are dropped.
+    pub fn rotate_app_key(&mut self, overlap_ms: i64) -> String {
+        let now = now_ms();
+        self.previous_app_keys.retain(|k| k.expires_at > now);
+        if overlap_ms > 0 {
+            let old = std::mem::replace(&mut self.app_key, AppKey::generate().to_string());
+            self.previous_app_keys
+                .push(PreviousAppKey { app_key: old, expires_at: now + overlap_ms });
+        } else {
+            self.app_key = AppKey::generate().to_string();
+        }
+        self.app_key.clone()
+    }
+
+    /// Every app key accepted at `now`: the current one and those still in
+    /// their overlap window.
+    pub fn app_keys_at(&self, now: i64) -> impl Iterator<Item = &str> {
+        let previous = self.previous_app_keys.iter().filter(move |k| k.expires_at > now);
+        std::iter::once(self.app_key.as_str()).chain(previous.map(|k| k.app_key.as_str()))
+    }
+}
+
+/// A tenant's editable settings, as the dashboard and the admin API send them.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSettings {
+    pub name: String,
+    pub origins: Vec<String>,
+    pub allow_native: bool,
+    pub scan_url: Option<String>,
+    pub session_lifetime_secs: u32,
+    pub max_sealed_bytes: u32,
+}
+
+impl TenantSettings {
+    /// The settings a tenant has now.
+    pub fn of(tenant: &Tenant) -> Self {
+        Self {
+            name: tenant.name.clone(),
+            origins: tenant.origins.clone(),
+            allow_native: tenant.allow_native,
+            scan_url: tenant.scan_url.clone(),
+            session_lifetime_secs: tenant.session_lifetime_secs,
+            max_sealed_bytes: tenant.max_sealed_bytes,
+        }
+    }
+
+    /// Validates every field and applies them to `tenant`.
+    pub fn apply(self, tenant: &mut Tenant) -> Result<(), TenantError> {
+        let name = check_name(&self.name)?;
+        let origins = check_origins(&self.origins)?;
+        let scan_url = self.scan_url.filter(|u| !u.trim().is_empty());
+        if let Some(url) = &scan_url {
+            validate_scan_url(url)?;
+        }
+        if !(1..=600).contains(&self.session_lifetime_secs) {
+            return Err(TenantError::BadLifetime);
+        }
+        if !(256..=1_048_576).contains(&self.max_sealed_bytes) {
+            return Err(TenantError::BadPayloadLimit);
+        }
+        tenant.name = name;
+        tenant.origins = origins;
+        tenant.allow_native = self.allow_native;
+        tenant.scan_url = scan_url;
+        tenant.session_lifetime_secs = self.session_lifetime_secs;
+        tenant.max_sealed_bytes = self.max_sealed_bytes;
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<String, TenantError> {
+    let name = name.trim().to_owned();
+    let name_ok =
+        (1..=MAX_NAME_CHARS).contains(&name.chars().count()) && !name.chars().any(char::is_control);
+    if !name_ok {
+        return Err(TenantError::BadName);
+    }
+    Ok(name)
+}
+
+fn check_origins(list: &[String]) -> Result<Vec<String>, TenantError> {
+    if list.len() > MAX_ORIGINS {
+        return Err(TenantError::TooManyOrigins);
+    }
+    let mut origins = Vec::new();
+    for origin in list {
+        let origin = normalize_origin(origin)?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
 }
 
 /// Accepts `scheme://host[:port]` with an http(s) scheme and returns it in the

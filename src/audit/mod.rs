@@ -25,6 +25,22 @@ pub enum Actor {
     Anonymous { ip: String },
     /// The server itself, such as a session running out of time.
     System,
+    /// A signed-in administrator, in the dashboard or through the admin API.
+    Admin { name: String },
+}
+
+impl Actor {
+    /// A short text for lists and filters, such as `admin:alice`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Operator => "operator".into(),
+            Self::ApiSecret { id } => format!("api_secret:{id}"),
+            Self::DeviceKey { id } => format!("device_key:{id}"),
+            Self::Anonymous { ip } => format!("anonymous:{ip}"),
+            Self::System => "system".into(),
+            Self::Admin { name } => format!("admin:{name}"),
+        }
+    }
 }
 
 /// What a caller hands to the log.
@@ -89,4 +105,46 @@ pub mod action {
     pub const KEY_REVOKE: &str = "user_key.revoke";
     pub const TENANT_CREATE: &str = "tenant.create";
     pub const SECRET_ROTATE: &str = "secret.rotate";
+    pub const SECRET_CREATE: &str = "secret.create";
+    pub const SECRET_REVOKE: &str = "secret.revoke";
+    pub const APP_KEY_ROTATE: &str = "app_key.rotate";
+    pub const TENANT_UPDATE: &str = "tenant.update";
+    pub const TENANT_DISABLE: &str = "tenant.disable";
+    pub const TENANT_ENABLE: &str = "tenant.enable";
+    pub const TENANT_DELETE: &str = "tenant.delete";
+    pub const ADMIN_SETUP: &str = "admin.setup";
+    pub const ADMIN_CREATE: &str = "admin.create";
+    pub const ADMIN_RESET_PASSWORD: &str = "admin.reset_password";
+    pub const ADMIN_SIGN_IN: &str = "admin.sign_in";
+    pub const ADMIN_SIGN_OUT: &str = "admin.sign_out";
+    pub const ADMIN_TOKEN_CREATE: &str = "admin_token.create";
+    pub const ADMIN_TOKEN_REVOKE: &str = "admin_token.revoke";
+    pub const AUDIT_EXPORT: &str = "audit.export";
+
+    /// Every action, for the audit page's filter.
+    pub const ALL: [&str; 23] = [
+        SESSION_CONFIRM,
+        SESSION_DENY,
+        SESSION_EXPIRE,
+        LOGIN_VERIFY,
+        KEY_REGISTER,
+        KEY_REVOKE,
+        TENANT_CREATE,
+        TENANT_UPDATE,
+        TENANT_DISABLE,
+        TENANT_ENABLE,
+        TENANT_DELETE,
+        SECRET_CREATE,
+        SECRET_ROTATE,
+        SECRET_REVOKE,
+        APP_KEY_ROTATE,
+        ADMIN_SETUP,
+        ADMIN_CREATE,
+        ADMIN_RESET_PASSWORD,
+        ADMIN_SIGN_IN,
+        ADMIN_SIGN_OUT,
+        ADMIN_TOKEN_CREATE,
+        ADMIN_TOKEN_REVOKE,
+        AUDIT_EXPORT,
+    ];
 }

@@ -1,6 +1,7 @@
 //! The `keyri` command line: the server, operator commands and the phone
 //! simulator.
 
+mod admin;
 mod audit;
 mod phone;
 mod serve;
@@ -39,6 +40,10 @@ enum Top {
     /// Manage tenants (works while the server runs).
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Manage dashboard admins and admin API tokens (works while the server
+    /// runs).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Check or export the audit log (works while the server runs).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -64,6 +69,7 @@ pub fn main() -> ExitCode {
             Ok(config) => match other {
                 Top::Serve => serve::run(config),
                 Top::Tenant(command) => tenant::run(&config, command),
+                Top::Admin(command) => admin::run(&config, command),
                 Top::Audit(command) => audit::run(&config, command),
                 Top::Backup { file } => audit::backup(&config, &file),
                 Top::Phone(_) => unreachable!("handled above"),
@@ -99,7 +105,7 @@ pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
                 }
                 false => (AuditLog::disabled(), None),
             };
-            let result = ops::execute(&directory, &audit, config, command);
+            let result = ops::execute(&directory, &audit, config, None, command);
             if let Some(writer) = writer {
                 writer.close_blocking();
             }

@@ -40,6 +40,11 @@ pub fn run(config: Config) -> Result<(), String> {
             let secret = secret.expose();
             say(&format!("Demo tenant created. Its API secret, shown only now: {secret}"));
         }
+        if let Some(link) = &running.setup_link {
+            // Printed, never logged: whoever has the link chooses the first
+            // admin's password.
+            println!("No admin yet. Choose the first admin's password here (works once): {link}");
+        }
 
         loop {
             tokio::select! {

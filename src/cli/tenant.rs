@@ -45,6 +45,38 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Issue a new app key; the old one keeps working for the overlap, since
+    /// apps in the field embed it.
+    RotateAppKey {
+        /// Tenant id, app key or name.
+        tenant: String,
+        /// How long the old app key keeps working: 90s, 15m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the tenant's keys and close its open widget sockets at once.
+    Disable {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept the tenant's keys again.
+    Enable {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an API secret at once; the next call that uses it gets 401.
+    RevokeSecret {
+        /// Tenant id, app key or name.
+        tenant: String,
+        /// The secret's id (sec_…), as the dashboard and the admin API list it.
+        secret_id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
@@ -60,6 +92,15 @@ pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
             (Command::TenantCreate { name, origins, allow_native, scan_url, risk_policy }, json)
         }
         TenantCommand::List { json } => (Command::TenantList, json),
+        TenantCommand::RotateAppKey { tenant, overlap, json } => {
+            let overlap_secs = ops::parse_duration(&overlap)?;
+            (Command::TenantRotateAppKey { tenant, overlap_secs }, json)
+        }
+        TenantCommand::Disable { tenant, json } => (Command::TenantDisable { tenant }, json),
+        TenantCommand::Enable { tenant, json } => (Command::TenantEnable { tenant }, json),
+        TenantCommand::RevokeSecret { tenant, secret_id, json } => {
+            (Command::TenantRevokeSecret { tenant, secret_id }, json)
+        }
         TenantCommand::RotateSecret { tenant, grace, json } => {
             let grace_secs = ops::parse_duration(&grace)?;
             (Command::TenantRotateSecret { tenant, grace_secs }, json)
@@ -90,11 +131,27 @@ fn print(value: &Value, json: bool) {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         println!("  origins:  {}", origins.join(", "));
+        for secret in row["secrets"].as_array().into_iter().flatten() {
+            let until = secret["expiresAt"].as_i64().map(super::format_time);
+            println!(
+                "  secret:   {} {}{}",
+                secret["id"].as_str().unwrap_or(""),
+                secret["label"].as_str().unwrap_or(""),
+                until.map(|t| format!(" (until {t})")).unwrap_or_default()
+            );
+        }
         if let Some(secret) = row["apiSecret"].as_str() {
             println!("  API secret (shown only now, store it safely): {secret}");
+            println!("  secret id: {}", row["secretId"].as_str().unwrap_or(""));
+        }
+        if let Some(id) = row["revokedSecretId"].as_str() {
+            println!("  revoked secret: {id}");
         }
         if let Some(until) = row["previousValidUntil"].as_i64() {
-            println!("  previous secret valid until: {}", super::format_time(until));
+            println!("  previous key valid until: {}", super::format_time(until));
+        }
+        if row["enabled"] == Value::Bool(false) {
+            println!("  disabled");
         }
     }
 }

@@ -255,6 +255,8 @@ fn backend_tenant(req: &HttpRequest, state: &AppState) -> Result<(Arc<Tenant>, A
         state.directory.by_secret(secret.trim(), now_ms()).ok_or_else(|| {
             ApiError::Unauthorized("the API secret is unknown, revoked or expired".into())
         })?;
+    let (directory, used, id) = (state.directory.clone(), tenant.clone(), secret_id.clone());
+    tokio::task::spawn_blocking(move || directory.touch_secret(&used, &id, now_ms()));
     Ok((tenant, Actor::ApiSecret { id: secret_id }))
 }
 

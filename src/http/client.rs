@@ -4,6 +4,15 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 
+/// The client's address: the peer, or what trusted proxies say it is
+/// (see `Defences::client_ip`).
+pub fn client_ip(req: &HttpRequest) -> IpAddr {
+    match req.app_data::<actix_web::web::Data<super::AppState>>() {
+        Some(state) => state.defences.client_ip(req),
+        None => req.peer_addr().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
+    }
+}
+
 /// The addresses a request passed through, farthest first, from the
 /// `Forwarded` header or else `X-Forwarded-For`. Unparseable entries are
 /// skipped. Only meaningful when the peer is a trusted proxy.

@@ -1,5 +1,11 @@
 //! The HTTP face of the server: routes and the state they share.
 
+mod admin_api;
+mod admin_audit;
+mod admin_pages;
+pub mod admin_session;
+mod admin_tenants;
+mod admin_tokens;
 mod backend;
 mod body;
 pub mod client;
@@ -33,9 +39,14 @@ pub struct AppState {
     pub geo: Option<std::sync::Arc<crate::geo::GeoDb>>,
     /// Flips to true when the server begins to stop.
     pub shutdown: watch::Receiver<bool>,
+    /// Dashboard sign-ins, throttling and the setup link.
+    pub admin: std::sync::Arc<crate::admin::AdminAuth>,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig, demo: bool) {
+pub fn routes(cfg: &mut web::ServiceConfig, demo: bool, admin: bool) {
+    if admin {
+        admin_routes(cfg);
+    }
     cfg.route("/v1/widget/ws", web::get().to(widget_ws::connect))
         .route("/v1/sessions/{id}", web::get().to(phone::view))
         .route("/v1/sessions/{id}/confirm", web::post().to(phone::confirm))
@@ -55,4 +66,36 @@ pub fn routes(cfg: &mut web::ServiceConfig, demo: bool) {
         cfg.route("/demo", web::get().to(pages::demo))
             .route("/demo/verify", web::post().to(demo_backend::verify));
     }
+}
+
+/// The dashboard under `/admin` and the admin API under `/v1/admin`.
+fn admin_routes(cfg: &mut web::ServiceConfig) {
+    use admin_tenants as tenants;
+    cfg.route("/admin", web::get().to(admin_pages::home))
+        .route("/admin/setup", web::get().to(admin_pages::setup_form))
+        .route("/admin/setup", web::post().to(admin_pages::setup))
+        .route("/admin/login", web::get().to(admin_pages::login_form))
+        .route("/admin/login", web::post().to(admin_pages::login))
+        .route("/admin/logout", web::post().to(admin_pages::logout))
+        .route("/admin/tenants", web::get().to(tenants::list))
+        .route("/admin/tenants", web::post().to(tenants::create))
+        .route("/admin/tenants/{id}", web::get().to(tenants::show))
+        .route("/admin/tenants/{id}", web::post().to(tenants::update))
+        .route("/admin/tenants/{id}/live", web::get().to(tenants::live))
+        .route("/admin/tenants/{id}/disable", web::post().to(tenants::disable))
+        .route("/admin/tenants/{id}/enable", web::post().to(tenants::enable))
+        .route("/admin/tenants/{id}/delete", web::post().to(tenants::delete))
+        .route("/admin/tenants/{id}/secrets", web::post().to(tenants::create_secret))
+        .route("/admin/tenants/{id}/secrets/rotate", web::post().to(tenants::rotate_secret))
+        .route(
+            "/admin/tenants/{id}/secrets/{secret}/revoke",
+            web::post().to(tenants::revoke_secret),
+        )
+        .route("/admin/tenants/{id}/app-key/rotate", web::post().to(tenants::rotate_app_key))
+        .route("/admin/audit", web::get().to(admin_audit::show))
+        .route("/admin/audit/export", web::get().to(admin_audit::export))
+        .route("/admin/tokens", web::get().to(admin_tokens::list))
+        .route("/admin/tokens", web::post().to(admin_tokens::create))
+        .route("/admin/tokens/{id}/revoke", web::post().to(admin_tokens::revoke));
+    admin_api::routes(cfg);
 }

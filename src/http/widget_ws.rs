@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::AppState;
@@ -86,8 +86,11 @@ pub async fn connect(
         .max_continuation_size(frame_limit);
 
     let state = state.into_inner();
+    // Subscribed before the upgrade answers, so a tenant disabled from now on
+    // is never missed.
+    let closures = state.registry.closures();
     actix_web::rt::spawn(async move {
-        let outcome = run(state, tenant, meta, socket.clone(), stream).await;
+        let outcome = run(state, tenant, meta, socket.clone(), stream, closures).await;
         let _ = socket.close(Some(outcome)).await;
         drop(slot);
     });
@@ -197,6 +200,7 @@ async fn run(
     meta: WidgetMeta,
     mut socket: actix_ws::Session,
     mut stream: AggregatedMessageStream,
+    mut closures: broadcast::Receiver<String>,
 ) -> CloseReason {
     let limits = &state.config.sessions;
     let deadline = Duration::from_secs(limits.hello_timeout_secs);
@@ -287,6 +291,16 @@ async fn run(
                 }
             }
             _ = shutdown.changed() => return close(CloseCode::Away, "server stopping"),
+            closed = closures.recv() => match closed {
+                Ok(id) if id != tenant.id => {}
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if state.directory.by_app_key(&tenant.app_key).is_none() {
+                        return fail(&mut socket, "tenant_disabled", "this app key was disabled")
+                            .await;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {}
+            },
         }
     }
 }

@@ -6,16 +6,34 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::broadcast;
+
 use super::session::{Outcome, Session};
 use crate::protocol::{SessionId, now_ms};
 
-#[derive(Default)]
+/// Tenant closures that may queue before a slow widget task misses some; a
+/// task that lags closes its socket to be safe.
+const CLOSURE_QUEUE: usize = 64;
+
 pub struct Registry {
     sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
     /// Sessions with a live widget, per tenant.
     live: Mutex<HashMap<String, usize>>,
     /// Sessions ended, by outcome, in the order of `Outcome::ALL`.
     ended: [AtomicU64; 4],
+    /// Ids of tenants whose widget sockets must close now (tenant disabled).
+    closures: broadcast::Sender<String>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            live: Mutex::default(),
+            ended: Default::default(),
+            closures: broadcast::channel(CLOSURE_QUEUE).0,
+        }
+    }
 }
 
 /// Held by the widget socket's task; when it is dropped the widget is gone
@@ -105,5 +123,27 @@ impl Registry {
     /// Sessions not yet finished.
     pub fn open_count(&self) -> usize {
         self.map().values().filter(|s| s.outcome().is_none()).count()
+    }
+
+    /// Unfinished, unexpired sessions of one tenant.
+    pub fn open_count_for(&self, tenant_id: &str) -> usize {
+        let now = now_ms();
+        let map = self.map();
+        let open = map.values().filter(|s| s.outcome().is_none() && !s.is_expired(now));
+        open.filter(|s| s.tenant_id == tenant_id).count()
+    }
+
+    /// Ends every session of a tenant and tells its widget sockets to close.
+    pub fn close_tenant(&self, tenant_id: &str) {
+        for session in self.map().values().filter(|s| s.tenant_id == tenant_id) {
+            let _ = session.finish(Outcome::WidgetGone);
+        }
+        // No receiver just means no widget socket is open.
+        let _ = self.closures.send(tenant_id.to_owned());
+    }
+
+    /// Tenant closures, for a widget socket's task to watch.
+    pub fn closures(&self) -> broadcast::Receiver<String> {
+        self.closures.subscribe()
     }
 }

@@ -115,6 +115,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` record bodies with a sequence number below `before`,
+    /// newest first.
+    pub fn audit_newest(
+        &self,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let audit = txn.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for row in audit.range(..before)?.rev().take(limit) {
+            let (seq, value) = row?;
+            let body = value.value().get(32..).unwrap_or_default().to_vec();
+            out.push((seq.value(), body));
+        }
+        Ok(out)
+    }
+
     /// Removes up to `limit` of the oldest records for which `expired` holds,
     /// moving the checkpoint past them. Returns how many were removed.
     pub fn prune_audit(

@@ -2,6 +2,7 @@
 //! immediate durability, so a call that changed something answers only after
 //! the change is on disk, and a crash leaves a file that opens.
 
+mod admins;
 mod audit;
 mod backup;
 mod tables;
@@ -13,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::tenants::{Tenant, TenantError};
 pub use audit::{ChainPoint, StoredRecord};
-use tables::{APP_KEYS, AUDIT, META, TENANTS, USER_INDEX, USER_KEYS};
+use tables::{ADMIN_TOKENS, ADMINS, APP_KEYS, AUDIT, META, TENANTS, USER_INDEX, USER_KEYS};
 pub use user_keys::AddKeyError;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,8 @@ impl Store {
         txn.open_table(USER_INDEX)?;
         txn.open_table(AUDIT)?;
         txn.open_table(META)?;
+        txn.open_table(ADMINS)?;
+        txn.open_table(ADMIN_TOKENS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -115,6 +118,33 @@ impl Store {
             let json = serde_json::to_vec(tenant)?;
             tenants.insert(tenant.id.as_str(), json.as_slice())?;
             app_keys.insert(tenant.app_key.as_str(), tenant.id.as_str())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Removes a tenant, its app key index and its device keys.
+    pub fn delete_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut tenants = txn.open_table(TENANTS)?;
+            let mut app_keys = txn.open_table(APP_KEYS)?;
+            tenants.remove(tenant.id.as_str())?;
+            app_keys.remove(tenant.app_key.as_str())?;
+            let prefix = format!("{}\0", tenant.id);
+            for table in [USER_KEYS, USER_INDEX] {
+                let mut rows = txn.open_table(table)?;
+                let keys: Vec<String> = rows
+                    .range(prefix.as_str()..)?
+                    .map_while(|row| row.ok().map(|(k, _)| k.value().to_owned()))
+                    .take_while(|k| k.starts_with(&prefix))
+                    .collect();
+                for key in keys {
+                    rows.remove(key.as_str())?;
+                }
+            }
         }
         txn.commit()?;
         Ok(())

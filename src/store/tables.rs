@@ -25,3 +25,7 @@ pub fn user_prefix(tenant: &str, username: &str) -> String {
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Small named values: the audit head and checkpoint.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Admin name → admin account as JSON (argon2id hash, never a password).
+pub const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins");
+/// base64url SHA-256 of an admin API token → token record as JSON.
+pub const ADMIN_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("admin_tokens");

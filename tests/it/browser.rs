@@ -11,7 +11,7 @@ use crate::support::TestApp;
 use crate::webdriver::Browser;
 
 /// Where screenshots are kept for people to look at after a run.
-fn artifacts() -> std::path::PathBuf {
+pub fn artifacts() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir

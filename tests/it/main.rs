@@ -2,6 +2,10 @@
 //! temporary directories, real WebSockets, and headless Chromium.
 
 mod abuse;
+mod admin;
+mod admin_browser;
+mod admin_cli;
+mod admin_client;
 mod audit;
 mod browser;
 mod cli;

@@ -30,6 +30,8 @@ pub struct TestApp {
     pub api_secret: String,
     pub config: Config,
     pub dir: tempfile::TempDir,
+    /// The first-run admin setup link the server printed.
+    pub setup_link: Option<String>,
 }
 
 impl TestApp {
@@ -43,6 +45,11 @@ impl TestApp {
         let mut config = Config::default();
         config.storage.data_dir = dir.path().join("data");
         config.server.shutdown_timeout_secs = 1;
+        // Sign-in tests hash many passwords; OWASP-strength hashing is tested
+        // on its own in the unit tests.
+        config.admin.allow_weak_password_hashing_for_tests = true;
+        config.admin.password_hash_memory_kib = 1024;
+        config.admin.password_hash_passes = 1;
         adjust(&mut config);
         Self::start_in(config, dir).await
     }
@@ -55,7 +62,8 @@ impl TestApp {
         let app_key = running.demo_app_key.clone().expect("demo tenant");
         let api_secret = running.demo_secret.as_ref().map(|s| s.expose().to_owned());
         let api_secret = api_secret.unwrap_or_default();
-        Self { running, url, app_key, api_secret, config, dir }
+        let setup_link = running.setup_link.clone();
+        Self { running, url, app_key, api_secret, config, dir, setup_link }
     }
 
     pub async fn stop(self) -> tempfile::TempDir {

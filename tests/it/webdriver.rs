@@ -130,6 +130,38 @@ impl Browser {
         panic!("timed out waiting for {what}");
     }
 
+    /// The WebDriver id of the first element matching a CSS selector.
+    pub async fn find(&self, css: &str) -> String {
+        let found = self
+            .call("POST", "/element", Some(json!({"using": "css selector", "value": css})))
+            .await;
+        let id = found.as_object().and_then(|o| o.values().next()).and_then(Value::as_str);
+        id.expect("element reference").to_owned()
+    }
+
+    /// Clicks an element as a person would (it must be visible).
+    pub async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call("POST", &format!("/element/{id}/click"), None).await;
+    }
+
+    /// Types into a field after clearing it.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.call("POST", &format!("/element/{id}/clear"), None).await;
+        self.call("POST", &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
+    }
+
+    /// Continues inside the page's `index`-th frame.
+    pub async fn enter_frame(&self, index: u32) {
+        self.call("POST", "/frame", Some(json!({"id": index}))).await;
+    }
+
+    /// Back to the top-level page.
+    pub async fn leave_frame(&self) {
+        self.call("POST", "/frame/parent", None).await;
+    }
+
     pub async fn screenshot(&self) -> Vec<u8> {
         let value = self.call("GET", "/screenshot", None).await;
         use base64::Engine;
