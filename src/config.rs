@@ -78,12 +78,21 @@ pub struct AuditConfig {
     pub retention_days: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client,
     /// as address ranges. Such headers from anyone else are ignored.
     pub trusted_proxies: Vec<String>,
+    /// Which header those proxies write: `x-forwarded-for` or `forwarded`.
+    /// Only that one is read; the other may come from the client itself.
+    pub forwarded_header: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self { trusted_proxies: Vec::new(), forwarded_header: "x-forwarded-for".into() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +108,8 @@ pub struct LimitsConfig {
     pub widget_frame_bytes: usize,
     /// Seconds a client has to send a request's headers (against slowloris).
     pub request_header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body, once its headers came.
+    pub request_body_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +240,7 @@ impl Default for LimitsConfig {
             pending_sessions_per_tenant: 20_000,
             widget_frame_bytes: 1024,
             request_header_timeout_secs: 5,
+            request_body_timeout_secs: 10,
         }
     }
 }
@@ -357,6 +369,11 @@ impl Config {
                 "tls.cert_file and tls.key_file go together: set both or neither".into(),
             ));
         }
+        if !["x-forwarded-for", "forwarded"].contains(&self.network.forwarded_header.as_str()) {
+            return Err(ConfigError::Invalid(
+                "network.forwarded_header is x-forwarded-for or forwarded".into(),
+            ));
+        }
         crate::netmask::parse_list("network.trusted_proxies", &self.network.trusted_proxies)
             .map_err(ConfigError::Invalid)?;
         crate::netmask::parse_list("metrics.allow", &self.metrics.allow)
@@ -378,6 +395,7 @@ impl Config {
             ("sessions.ping_interval_secs", self.sessions.ping_interval_secs, 3600),
             ("sessions.hello_timeout_secs", self.sessions.hello_timeout_secs, 300),
             ("limits.request_header_timeout_secs", limits.request_header_timeout_secs, 300),
+            ("limits.request_body_timeout_secs", limits.request_body_timeout_secs, 300),
             ("server.shutdown_timeout_secs", self.server.shutdown_timeout_secs.max(1), 3600),
         ];
         for (name, value, max) in bounded {

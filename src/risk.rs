@@ -55,6 +55,8 @@ pub struct Sides<'a> {
     pub widget_place: Option<&'a Place>,
     pub mobile_ip: IpAddr,
     pub mobile_place: Option<&'a Place>,
+    /// Whether a GeoIP database is there to locate either side.
+    pub located: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -76,7 +78,14 @@ pub fn assess(sides: &Sides<'_>, policy: &Policy) -> Assessment {
     let countries = |p: Option<&Place>| p.and_then(|p| p.location.country.clone());
     let (widget_country, mobile_country) =
         (countries(sides.widget_place), countries(sides.mobile_place));
-    if widget_country.is_some() && mobile_country.is_some() && widget_country != mobile_country {
+    let refuses_country = policy.get(risk::DIFFERENT_COUNTRY) == Some(&Action::Refuse);
+    let differ = match (&widget_country, &mobile_country) {
+        (Some(a), Some(b)) => a != b,
+        // A tenant that refuses other countries also refuses a side the
+        // database cannot place: an attacker could pick such an address.
+        _ => sides.located && refuses_country,
+    };
+    if differ {
         present.push(risk::DIFFERENT_COUNTRY);
     }
     if sides.widget_origin.is_none() {
@@ -133,6 +142,7 @@ mod tests {
             widget_place: Some(&fr),
             mobile_ip: "198.51.100.4".parse().expect("ip"),
             mobile_place: Some(&de),
+            located: true,
         };
         let default = assess(&sides, &Policy::new());
         assert_eq!(default.warnings, ["different_network", "different_country", "native_client"]);
@@ -159,11 +169,30 @@ mod tests {
             widget_place: Some(&de),
             mobile_ip: "203.0.113.99".parse().expect("ip"),
             mobile_place: Some(&de),
+            located: true,
         };
         assert_eq!(
             assess(&sides, &Policy::new()),
             Assessment { distance_km: Some(0), ..Default::default() }
         );
+    }
+
+    #[test]
+    fn an_unplaced_side_counts_as_another_country_only_for_a_refusing_tenant() {
+        let de = place("DE", (52.5, 13.4));
+        let sides = Sides {
+            widget_ip: "203.0.113.7".parse().expect("ip"),
+            widget_origin: Some("https://a.example"),
+            widget_place: None,
+            mobile_ip: "203.0.113.9".parse().expect("ip"),
+            mobile_place: Some(&de),
+            located: true,
+        };
+        assert_eq!(assess(&sides, &Policy::new()), Assessment::default());
+        let strict: Policy = [parse_rule("different_country=refuse").expect("rule")].into();
+        assert_eq!(assess(&sides, &strict).refused.as_deref(), Some("different_country"));
+        let without_database = Sides { located: false, ..sides };
+        assert_eq!(assess(&without_database, &strict).refused, None);
     }
 
     #[test]

@@ -5,10 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::Record;
 use crate::protocol::b64;
-use crate::store::{Store, StoreError};
-
-/// Records read per page while walking.
-const PAGE: usize = 4096;
+use crate::store::{ChainPoint, Store, StoreError, StoredRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,42 +28,46 @@ pub struct Verification {
     pub first_break: Option<Break>,
 }
 
-/// Checks every record from the checkpoint to the head.
+/// Checks every record from the checkpoint to the head, in one snapshot.
 pub fn verify_chain(store: &Store) -> Result<Verification, StoreError> {
-    let checkpoint = store.audit_checkpoint()?;
-    let head = store.audit_head()?;
+    store.audit_snapshot(|checkpoint, head, rows| walk(checkpoint, head, rows))?
+}
+
+fn walk(
+    checkpoint: ChainPoint,
+    head: ChainPoint,
+    rows: &mut dyn Iterator<Item = Result<StoredRecord, StoreError>>,
+) -> Result<Verification, StoreError> {
     let mut prev = checkpoint;
     let mut records = 0;
     let mut first_break = None;
 
-    'walk: loop {
-        let page = store.audit_page(prev.seq + 1, PAGE)?;
-        if page.is_empty() {
+    for row in rows {
+        let row = row?;
+        if row.seq > head.seq {
             break;
         }
-        for row in page {
-            let fail = |reason: &str| Break { seq: row.seq, reason: reason.to_owned() };
-            let broken = if row.seq != prev.seq + 1 {
-                Some(Break { seq: prev.seq + 1, reason: "record missing".into() })
-            } else if <[u8; 32]>::from(Sha256::digest(&row.body)) != row.hash {
-                Some(fail("record changed: its hash does not match its contents"))
-            } else {
-                match serde_json::from_slice::<Record>(&row.body) {
-                    Err(_) => Some(fail("record unreadable")),
-                    Ok(r) if r.seq != row.seq => Some(fail("record moved")),
-                    Ok(r) if r.prev != b64::encode(prev.hash) => {
-                        Some(fail("chain broken: previous hash does not match"))
-                    }
-                    Ok(_) => None,
+        let fail = |reason: &str| Break { seq: row.seq, reason: reason.to_owned() };
+        let broken = if row.seq != prev.seq + 1 {
+            Some(Break { seq: prev.seq + 1, reason: "record missing".into() })
+        } else if <[u8; 32]>::from(Sha256::digest(&row.body)) != row.hash {
+            Some(fail("record changed: its hash does not match its contents"))
+        } else {
+            match serde_json::from_slice::<Record>(&row.body) {
+                Err(_) => Some(fail("record unreadable")),
+                Ok(r) if r.seq != row.seq => Some(fail("record moved")),
+                Ok(r) if r.prev != b64::encode(prev.hash) => {
+                    Some(fail("chain broken: previous hash does not match"))
                 }
-            };
-            if let Some(found) = broken {
-                first_break = Some(found);
-                break 'walk;
+                Ok(_) => None,
             }
-            records += 1;
-            prev = crate::store::ChainPoint { seq: row.seq, hash: row.hash };
+        };
+        if let Some(found) = broken {
+            first_break = Some(found);
+            break;
         }
+        records += 1;
+        prev = ChainPoint { seq: row.seq, hash: row.hash };
     }
     if first_break.is_none() && prev != head {
         let seq = prev.seq + 1;

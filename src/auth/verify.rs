@@ -106,7 +106,7 @@ pub fn check_session(
     confirmed: &ConfirmedLog,
     now: i64,
 ) -> Result<SessionId, VerifyError> {
-    if (now - data.timestamp).abs() > CLOCK_SKEW_MS {
+    if now.abs_diff(data.timestamp) > CLOCK_SKEW_MS.unsigned_abs() {
         return Err(VerifyError::Stale);
     }
     let session = SessionId::parse(&data.session_id).ok_or(VerifyError::SessionUnknown)?;

@@ -111,8 +111,9 @@ struct OverlapBody {
 /// Reads an optional JSON body: empty means all defaults.
 async fn optional_json<T: Default + serde::de::DeserializeOwned>(
     body: web::Payload,
+    state: &AppState,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(body, MAX_BODY).await?;
+    let bytes = read_body(body, MAX_BODY, state).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -147,7 +148,8 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let by = caller(&req, &state).await?;
 
-    let settings = optional_json::<SettingsBody>(body).await?.over(TenantSettings::default());
+    let settings =
+        optional_json::<SettingsBody>(body, &state).await?.over(TenantSettings::default());
     let (directory, config) = (state.directory.clone(), state.config.clone());
     let (issued, event) =
         blocking(move || manage::create_tenant(&directory, &config, settings, &by)).await?;
@@ -165,7 +167,8 @@ async fn update(
     let by = caller(&req, &state).await?;
 
     let current = state.directory.find(&path)?;
-    let settings = optional_json::<SettingsBody>(body).await?.over(TenantSettings::of(&current));
+    let settings =
+        optional_json::<SettingsBody>(body, &state).await?.over(TenantSettings::of(&current));
     let directory = state.directory.clone();
     let (tenant, event) =
         blocking(move || manage::update_tenant(&directory, &current.id, settings, &by)).await?;
@@ -214,7 +217,7 @@ async fn create_secret(
 ) -> Result<HttpResponse, ApiError> {
     let by = caller(&req, &state).await?;
 
-    let input: SecretBody = optional_json(body).await?;
+    let input: SecretBody = optional_json(body, &state).await?;
     let (directory, id) = (state.directory.clone(), path.into_inner());
     let (issued, event) =
         blocking(move || manage::create_secret(&directory, &id, &input.label, &by)).await?;
@@ -231,7 +234,7 @@ async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let by = caller(&req, &state).await?;
 
-    let input: SecretBody = optional_json(body).await?;
+    let input: SecretBody = optional_json(body, &state).await?;
     let grace = input.grace_secs.unwrap_or(24 * 3600);
     let (directory, id) = (state.directory.clone(), path.into_inner());
     let (issued, event) =
@@ -265,7 +268,7 @@ async fn rotate_app_key(
 ) -> Result<HttpResponse, ApiError> {
     let by = caller(&req, &state).await?;
 
-    let input: OverlapBody = optional_json(body).await?;
+    let input: OverlapBody = optional_json(body, &state).await?;
     let overlap = input.overlap_secs.unwrap_or(24 * 3600);
     let (directory, id) = (state.directory.clone(), path.into_inner());
     let (tenant, event) =

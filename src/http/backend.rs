@@ -41,7 +41,7 @@ pub async fn add_key(
     let (tenant, actor) = backend_tenant(&req, &state)?;
 
     let username = username(&path)?;
-    let new: NewKey = parse_json(&read_body(body, MAX_BACKEND_BODY).await?)?;
+    let new: NewKey = parse_json(&read_body(body, MAX_BACKEND_BODY, &state).await?)?;
     let key = PublicKey::from_b64(&new.public_key).ok_or_else(|| {
         ApiError::BadRequest("publicKey is not a base64url uncompressed P-256 point".into())
     })?;
@@ -108,16 +108,14 @@ pub async fn revoke_key(
     let tenant_id = tenant.id.clone();
     let (revoked, changed) = web::block(move || {
         directory.with_store(|s| {
-            let Some(mut key) = s.user_key(&tenant_id, &key_id)? else { return Ok(None) };
-            if key.username != username.as_str() {
-                return Ok(None);
-            }
-            let changed = key.revoked_at.is_none();
-            if changed {
-                key.revoked_at = Some(now_ms());
-                s.put_user_key(&tenant_id, &key)?;
-            }
-            Ok(Some((key, changed)))
+            let mut changed = false;
+            let key = s.change_user_key(&tenant_id, &key_id, |key| {
+                if key.username == username.as_str() && key.revoked_at.is_none() {
+                    key.revoked_at = Some(now_ms());
+                    changed = true;
+                }
+            })?;
+            Ok(key.filter(|k| k.username == username.as_str()).map(|k| (k, changed)))
         })
     })
     .await
@@ -148,8 +146,12 @@ pub async fn verify(
     let (tenant, actor) = backend_tenant(&req, &state)?;
     state.defences.check_tenant(Limit::Verify, &tenant.id)?;
 
-    let body = read_body(body, MAX_BACKEND_BODY).await?;
-    let verified = verify_body(&state, tenant, actor, ip, &body).await?;
+    let body = read_body(body, MAX_BACKEND_BODY, &state).await?;
+    // The caller holds the tenant's secret: it is the tenant's own backend,
+    // passing on what its users' pages sent. Counting refusals against its
+    // address would let any user lock the tenant out, so only the per-address
+    // and per-tenant rates apply.
+    let verified = verify_body(&state, tenant, actor, None, &body).await?;
 
     Ok(verified_response(&verified))
 }
@@ -170,11 +172,14 @@ pub async fn verify_body(
     state: &AppState,
     tenant: Arc<Tenant>,
     actor: Actor,
-    ip: IpAddr,
+    failures_from: Option<IpAddr>,
     body: &[u8],
 ) -> Result<Verified, ApiError> {
-    // A client that keeps failing is slowed down; successes never help it.
-    state.defences.check_verify_failures(ip)?;
+    // An anonymous client that keeps failing is slowed down; successes never
+    // help it.
+    if let Some(ip) = failures_from {
+        state.defences.check_verify_failures(ip)?;
+    }
 
     let request: Result<SignedRequest, _> = serde_json::from_slice(body)
         .map_err(|e| VerifyError::Malformed(format!("not a signed login request: {e}")));
@@ -200,7 +205,9 @@ pub async fn verify_body(
     match outcome {
         Ok(verified) => Ok(verified),
         Err(Some(refused)) => {
-            state.defences.verify_failed(ip);
+            if let Some(ip) = failures_from {
+                state.defences.verify_failed(ip);
+            }
             tracing::info!(tenant = %tenant.id, code = refused.code(), "verification refused");
             Err(ApiError::Verify(refused))
         }
@@ -222,14 +229,24 @@ async fn verify_request(
     let now = now_ms();
     let session = check_session(&data, &tenant.id, &state.confirmed, now)?;
 
-    key.last_used_at = Some(now);
+    // Only the last use changes, in the same transaction that reads the key
+    // again: a revocation that landed meanwhile wins and refuses the login.
     let directory = state.directory.clone();
-    let tenant_id = tenant.id.clone();
-    let stored = key.clone();
-    web::block(move || directory.with_store(|s| s.put_user_key(&tenant_id, &stored)))
-        .await
-        .map_err(|e| internal(&e))?
-        .map_err(|e| internal(&e))?;
+    let (tenant_id, key_id) = (tenant.id.clone(), key.key_id.clone());
+    let touched = web::block(move || {
+        directory.with_store(|s| {
+            s.change_user_key(&tenant_id, &key_id, |k| {
+                k.last_used_at = Some(now);
+            })
+        })
+    })
+    .await
+    .map_err(|e| internal(&e))?
+    .map_err(|e| internal(&e))?;
+    if touched.as_ref().is_none_or(|k| k.revoked_at.is_some()) {
+        return Err(Some(VerifyError::RevokedKey));
+    }
+    key.last_used_at = Some(now);
     tracing::info!(tenant = %tenant.id, session = %session, key = %key.key_id, "login verified");
 
     Ok(Verified { username: key.username, key_id: key.key_id, session_id: session.to_string() })

@@ -13,30 +13,29 @@ pub fn client_ip(req: &HttpRequest) -> IpAddr {
     }
 }
 
-/// The addresses a request passed through, farthest first, from the
-/// `Forwarded` header or else `X-Forwarded-For`. Unparseable entries are
-/// skipped. Only meaningful when the peer is a trusted proxy.
-pub fn forwarded_for(req: &HttpRequest) -> Vec<IpAddr> {
-    let all = |name: &str| -> Vec<String> {
-        req.headers()
-            .get_all(name)
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>())
-            .collect()
-    };
-    let forwarded = all("forwarded");
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
-            .filter_map(|element| {
-                element.split(';').find_map(|pair| {
-                    let (key, value) = pair.trim().split_once('=')?;
-                    key.eq_ignore_ascii_case("for").then(|| parse_node(value))?
-                })
-            })
-            .collect();
-    }
-    all("x-forwarded-for").iter().filter_map(|v| parse_node(v)).collect()
+/// The addresses a request passed through, farthest first, from one
+/// forwarding header: `X-Forwarded-For`, or `Forwarded` when `standard`.
+/// An entry that is not an address (`unknown`, `_hidden`, garbage) is kept as
+/// `None`, since it still stands for a hop. Only meaningful when the peer is
+/// a trusted proxy.
+pub fn forwarded_for(req: &HttpRequest, standard: bool) -> Vec<Option<IpAddr>> {
+    let name = if standard { "forwarded" } else { "x-forwarded-for" };
+    let entries: Vec<String> = req
+        .headers()
+        .get_all(name)
+        .map(|v| v.to_str().unwrap_or("?"))
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>())
+        .collect();
+    entries
+        .iter()
+        .map(|entry| match standard {
+            true => entry.split(';').find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                key.trim().eq_ignore_ascii_case("for").then(|| parse_node(value))?
+            }),
+            false => parse_node(entry),
+        })
+        .collect()
 }
 
 /// An address from `for=` or `X-Forwarded-For`: `198.51.100.7`,
@@ -122,7 +121,8 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_headers_are_read_in_both_forms() {
+    fn only_the_chosen_forwarding_header_is_read_and_junk_stays_a_hop() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
         let req = actix_web::test::TestRequest::default()
             .insert_header((
                 "forwarded",
@@ -130,20 +130,13 @@ mod tests {
             ))
             .insert_header(("x-forwarded-for", "203.0.113.9"))
             .to_http_request();
-        let hops = forwarded_for(&req);
-        assert_eq!(
-            hops,
-            vec!["198.51.100.7".parse::<IpAddr>().expect("ip"), "2001:db8::1".parse().expect("ip")]
-        );
+        assert_eq!(forwarded_for(&req, true), vec![ip("198.51.100.7"), ip("2001:db8::1")]);
+        assert_eq!(forwarded_for(&req, false), vec![ip("203.0.113.9")]);
 
         let req = actix_web::test::TestRequest::default()
             .insert_header(("x-forwarded-for", "203.0.113.9, junk, 10.0.0.2:8080"))
             .to_http_request();
-        let hops = forwarded_for(&req);
-        assert_eq!(
-            hops,
-            vec!["203.0.113.9".parse::<IpAddr>().expect("ip"), "10.0.0.2".parse().expect("ip")]
-        );
+        assert_eq!(forwarded_for(&req, false), vec![ip("203.0.113.9"), None, ip("10.0.0.2")]);
     }
 
     #[test]

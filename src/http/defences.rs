@@ -23,6 +23,8 @@ pub enum Limit {
 
 pub struct Defences {
     trusted: Vec<Netmask>,
+    /// Read `Forwarded` rather than `X-Forwarded-For` from trusted proxies.
+    standard_header: bool,
     metrics_allow: Vec<Netmask>,
     pub sockets: Arc<SocketCaps>,
     pub metrics: Metrics,
@@ -54,6 +56,7 @@ impl Defences {
         let limits = &config.limits;
         Self {
             trusted: ranges("network.trusted_proxies", &config.network.trusted_proxies),
+            standard_header: config.network.forwarded_header == "forwarded",
             metrics_allow: ranges("metrics.allow", &config.metrics.allow),
             sockets: Arc::new(SocketCaps::new(
                 limits.widget_sockets_per_ip,
@@ -77,13 +80,15 @@ impl Defences {
         if !self.is_trusted(peer) {
             return peer;
         }
-        let hops = super::client::forwarded_for(req);
+        let hops = super::client::forwarded_for(req, self.standard_header);
         // Walk from the nearest hop outwards; the first untrusted one is the
-        // client. Hops further out could have been written by anyone.
+        // client. Hops further out could have been written by anyone. A hop
+        // that is not an address ends the walk at the last trusted one.
         let mut client = peer;
         for hop in hops.iter().rev() {
-            client = *hop;
-            if !self.is_trusted(*hop) {
+            let Some(hop) = *hop else { break };
+            client = hop;
+            if !self.is_trusted(hop) {
                 break;
             }
         }

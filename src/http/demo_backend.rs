@@ -25,8 +25,8 @@ pub async fn verify(
     let ip = state.defences.client_ip(&req);
     let actor = Actor::Anonymous { ip: ip.to_string() };
 
-    let body = read_body(body, 16 * 1024).await?;
-    let verified = verify_body(&state, std::sync::Arc::new(tenant), actor, ip, &body).await?;
+    let body = read_body(body, 16 * 1024, &state).await?;
+    let verified = verify_body(&state, std::sync::Arc::new(tenant), actor, Some(ip), &body).await?;
 
     Ok(verified_response(&verified))
 }

@@ -37,6 +37,8 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("the server is at capacity; try again shortly")]
     Busy,
+    #[error("the request body did not arrive in time")]
+    Timeout,
     #[error("{0}")]
     RiskRefused(String),
     #[error("internal error")]
@@ -57,6 +59,7 @@ impl ApiError {
             Self::TooLarge(_) => "too_large",
             Self::RateLimited(_) => "rate_limited",
             Self::Busy => "busy",
+            Self::Timeout => "timeout",
             Self::RiskRefused(_) => "risk_refused",
             Self::Internal(_) => "internal",
         }
@@ -92,6 +95,7 @@ impl ResponseError for ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::RiskRefused(_) => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

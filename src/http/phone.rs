@@ -37,7 +37,7 @@ pub async fn view(
 
     let session = find_session(&state, &tenant, &path)?;
     let mobile = Mobile::of(&state, ip);
-    let assessment = assess(&tenant, &session, &mobile);
+    let assessment = assess(&state, &tenant, &session, &mobile);
     if let Some(signal) = &assessment.refused {
         return Err(refuse(&state, &tenant, &session, ip, signal).await);
     }
@@ -56,7 +56,8 @@ pub async fn confirm(
     let (tenant, ip) = calling_tenant(&req, &state)?;
 
     let limit = tenant.max_sealed_bytes as usize;
-    let body = read_body_reporting(body, limit.div_ceil(3) * 4 + BODY_OVERHEAD, limit).await?;
+    let body =
+        read_body_reporting(body, limit.div_ceil(3) * 4 + BODY_OVERHEAD, limit, &state).await?;
     let request: ConfirmRequest = parse_json(&body)?;
     let sealed = b64::decode(&request.sealed)
         .map_err(|_| ApiError::BadRequest("sealed is not base64url without padding".into()))?;
@@ -67,7 +68,7 @@ pub async fn confirm(
 
     let session = find_session(&state, &tenant, &path)?;
     // An app that confirms without looking first meets the same policy.
-    let assessment = assess(&tenant, &session, &Mobile::of(&state, ip));
+    let assessment = assess(&state, &tenant, &session, &Mobile::of(&state, ip));
     if let Some(signal) = &assessment.refused {
         return Err(refuse(&state, &tenant, &session, ip, signal).await);
     }
@@ -152,7 +153,7 @@ fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> Result<Arc<Sessi
 }
 
 /// Weighs the risk signals between this phone and the session's widget.
-fn assess(tenant: &Tenant, session: &Session, mobile: &Mobile) -> Assessment {
+fn assess(state: &AppState, tenant: &Tenant, session: &Session, mobile: &Mobile) -> Assessment {
     let widget = &session.widget;
     let sides = Sides {
         widget_ip: widget.ip,
@@ -160,6 +161,7 @@ fn assess(tenant: &Tenant, session: &Session, mobile: &Mobile) -> Assessment {
         widget_place: widget.place.as_ref(),
         mobile_ip: mobile.ip,
         mobile_place: mobile.place.as_ref(),
+        located: state.geo.is_some(),
     };
     risk::assess(&sides, &tenant.risk_policy)
 }

@@ -46,6 +46,15 @@ pub struct StoredRecord {
     pub body: Vec<u8>,
 }
 
+/// A row as stored: the hash, then the body. A row too short to hold a hash
+/// comes back with a zero hash and no body, which verification reports.
+fn stored(seq: u64, value: &[u8]) -> StoredRecord {
+    match value.get(..32).and_then(|h| <[u8; 32]>::try_from(h).ok()) {
+        Some(hash) => StoredRecord { seq, hash, body: value[32..].to_vec() },
+        None => StoredRecord { seq, hash: [0; 32], body: Vec::new() },
+    }
+}
+
 impl Store {
     fn meta_point(&self, name: &str) -> Result<Option<ChainPoint>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -98,6 +107,36 @@ impl Store {
         Ok(head)
     }
 
+    /// Runs `walk` over one consistent snapshot: the checkpoint, the head, and
+    /// every record after the checkpoint, in order. Writes that land while it
+    /// runs are not seen, so a walk never mistakes them for a break.
+    pub fn audit_snapshot<T>(
+        &self,
+        walk: impl FnOnce(
+            ChainPoint,
+            ChainPoint,
+            &mut dyn Iterator<Item = Result<StoredRecord, StoreError>>,
+        ) -> T,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_read()?;
+        let (checkpoint, head) = {
+            let meta = txn.open_table(META)?;
+            let point = |name: &str| -> Result<ChainPoint, StoreError> {
+                let value = meta.get(name)?;
+                Ok(value
+                    .and_then(|v| ChainPoint::from_bytes(v.value()))
+                    .unwrap_or_else(ChainPoint::genesis))
+            };
+            (point(CHECKPOINT)?, point(HEAD)?)
+        };
+        let audit = txn.open_table(AUDIT)?;
+        let mut rows = audit.range(checkpoint.seq + 1..)?.map(|row| {
+            let (seq, value) = row?;
+            Ok(stored(seq.value(), value.value()))
+        });
+        Ok(walk(checkpoint, head, &mut rows))
+    }
+
     /// Up to `limit` records with a sequence number of at least `from`.
     pub fn audit_page(&self, from: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -105,12 +144,7 @@ impl Store {
         let mut out = Vec::new();
         for row in audit.range(from..)?.take(limit) {
             let (seq, value) = row?;
-            let value = value.value();
-            let Some(hash) = value.get(..32).and_then(|h| <[u8; 32]>::try_from(h).ok()) else {
-                out.push(StoredRecord { seq: seq.value(), hash: [0; 32], body: Vec::new() });
-                continue;
-            };
-            out.push(StoredRecord { seq: seq.value(), hash, body: value[32..].to_vec() });
+            out.push(stored(seq.value(), value.value()));
         }
         Ok(out)
     }

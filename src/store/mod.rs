@@ -57,6 +57,11 @@ impl Store {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
             other => StoreError::Db(other.into()),
         })?;
+        // Secret hashes, device keys and the audit log: for the owner only,
+        // even in a data dir that others may list.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| StoreError::Io { path: path.display().to_string(), source })?;
 
         let txn = db.begin_write()?;
         txn.open_table(TENANTS)?;

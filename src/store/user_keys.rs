@@ -76,15 +76,32 @@ impl Store {
         Ok(Ok(()))
     }
 
-    /// Rewrites a key record (revocation, last use).
-    pub fn put_user_key(&self, tenant: &str, key: &UserKey) -> Result<(), StoreError> {
+    /// Reads a key record and changes it in one write transaction, so that
+    /// concurrent changes (a revocation, a last use) never undo each other.
+    /// Returns the record as written, or `None` if there is no such key.
+    pub fn change_user_key(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        change: impl FnOnce(&mut UserKey),
+    ) -> Result<Option<UserKey>, StoreError> {
         let txn = self.db.begin_write()?;
-        {
+        let changed = {
             let mut keys = txn.open_table(USER_KEYS)?;
-            let json = serde_json::to_vec(key)?;
-            keys.insert(user_key(tenant, &key.key_id).as_str(), json.as_slice())?;
-        }
+            let id = user_key(tenant, key_id);
+            let current: Option<UserKey> =
+                keys.get(id.as_str())?.map(|v| serde_json::from_slice(v.value())).transpose()?;
+            match current {
+                None => None,
+                Some(mut key) => {
+                    change(&mut key);
+                    let json = serde_json::to_vec(&key)?;
+                    keys.insert(id.as_str(), json.as_slice())?;
+                    Some(key)
+                }
+            }
+        };
         txn.commit()?;
-        Ok(())
+        Ok(changed)
     }
 }

@@ -385,3 +385,38 @@ async fn retention_removes_old_records_and_the_chain_still_verifies_from_its_che
     let left = directory.with_store(|s| s.audit_page(0, 100)).expect("page");
     assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5, 6]);
 }
+
+#[tokio::test]
+async fn the_database_is_owner_only_even_in_a_shared_directory() {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::DirBuilder::new().mode(0o755).create(&data).expect("shared dir");
+    let app = TestApp::start_with(|c| c.storage.data_dir = data.clone()).await;
+    let mode = std::fs::metadata(app.config.db_path()).expect("db").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_on_a_live_server_sees_one_snapshot_and_no_false_break() {
+    let app = TestApp::start().await;
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let backend = app.backend();
+            tokio::spawn(async move {
+                for _ in 0..40 {
+                    let _ = backend.verify("{}").await;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..10 {
+        let report = app.running.directory.with_store(keyri::audit::verify_chain).expect("walks");
+        assert!(report.ok, "{report:?}");
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    app.stop().await;
+}

@@ -175,3 +175,173 @@ fn an_export_since_before_the_clock_began_is_everything_not_a_crash() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+mod revocation {
+    use std::time::Duration;
+
+    use keyri::auth::SignedRequest;
+    use keyri::phone::device;
+    use keyri::protocol::messages::WidgetOut;
+    use keyri::protocol::{SessionId, b64, now_ms};
+    use p256::ecdsa::SigningKey;
+    use p256::elliptic_curve::Generate;
+    use serde_json::json;
+
+    use crate::support::TestApp;
+
+    async fn confirmed_session(app: &TestApp) -> SessionId {
+        let mut widget = app.widget().await;
+        let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
+        app.phone().confirm(&login, b"anything").await.expect("confirmed");
+        assert_eq!(widget.next().await, WidgetOut::Scanned);
+        assert!(matches!(widget.next().await, WidgetOut::Payload { .. }));
+        widget.session_id.clone()
+    }
+
+    /// A revocation and a verification that queue behind one slow database
+    /// commit: whichever order they run in, the key ends up revoked.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_revocation_racing_a_verification_is_never_undone() {
+        let app = TestApp::start().await;
+        for i in 0..4u64 {
+            let user = format!("bob{i}");
+            let key = SigningKey::generate();
+            let public = device::public_key_b64(&key);
+            let added = app.backend().register_key(&user, &public, "t").await.expect("answered");
+            let key_id = added.body["keyId"].as_str().expect("id").to_owned();
+            let session = confirmed_session(&app).await;
+            let request =
+                SignedRequest::sign(&key, &user, &session, Some(&app.url), now_ms()).to_json();
+
+            // Hold the database's write lock, as a slow commit would.
+            let directory = app.running.directory.clone();
+            let holder = tokio::task::spawn_blocking(move || {
+                directory.with_store(|s| {
+                    s.append_audit(1, |seq, prev| {
+                        std::thread::sleep(Duration::from_millis(300));
+                        json!({"seq": seq, "at": now_ms(), "tenant": null,
+                               "actor": {"kind": "system"}, "action": "test.hold",
+                               "outcome": "success", "details": {}, "prev": b64::encode(prev)})
+                        .to_string()
+                        .into_bytes()
+                    })
+                })
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (backend, u, k) = (app.backend(), user.clone(), key_id.clone());
+            let revoke = tokio::spawn(async move { backend.revoke_key(&u, &k).await });
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            let backend = app.backend();
+            let verify = tokio::spawn(async move { backend.verify(&request).await });
+            holder.await.expect("task").expect("held");
+            let revoked = revoke.await.expect("task").expect("answered");
+            let _ = verify.await.expect("task").expect("answered");
+            assert_eq!(revoked.status, 200);
+
+            let listed = app.backend().list_keys(&user).await.expect("answered");
+            assert!(listed.body["keys"][0]["revokedAt"].is_i64(), "{:?}", listed.body);
+            let later = confirmed_session(&app).await;
+            let again = SignedRequest::sign(&key, &user, &later, Some(&app.url), now_ms());
+            let answer = app.backend().verify(&again.to_json()).await.expect("answered");
+            assert_eq!(answer.error(), Some("revoked_key"));
+        }
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn timestamps_at_the_ends_of_the_clock_are_stale_not_a_crash() {
+        use p256::ecdsa::Signature;
+        use p256::ecdsa::signature::Signer;
+
+        let app = TestApp::start().await;
+        let key = SigningKey::generate();
+        let public = device::public_key_b64(&key);
+        let added = app.backend().register_key("alice", &public, "t").await.expect("answered");
+        assert_eq!(added.status, 201);
+        let session = confirmed_session(&app).await;
+        for timestamp in [i64::MIN, i64::MIN + 1, i64::MAX, now_ms() + i64::MIN] {
+            let data = json!({"username": "alice", "sessionId": session.to_string(),
+                "origin": app.url, "timestamp": timestamp, "nonce": "AAAAAAAAAAAAAAAAAAAAAA"})
+            .to_string();
+            let signature: Signature = key.sign(data.as_bytes());
+            let key_id = keyri::protocol::PublicKey::from_b64(&device::public_key_b64(&key))
+                .expect("point")
+                .fingerprint();
+            let request = SignedRequest {
+                kind: "keyri.auth.v1".into(),
+                key_id: key_id.to_string(),
+                data,
+                signature: b64::encode(signature.to_bytes()),
+            };
+            let answer = app.backend().verify(&request.to_json()).await.expect("answered");
+            assert_eq!((answer.status, answer.error()), (401, Some("stale")), "{timestamp}");
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_trickling_a_body_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::start_with(|c| c.limits.request_body_timeout_secs = 1).await;
+    let mut stream = tokio::net::TcpStream::connect(app.running.addr).await.expect("connects");
+    let head = "POST /demo/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 1000\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while started.elapsed() < Duration::from_secs(6) {
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {
+                let _ = stream.write_all(b" ").await;
+            }
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "held open {:?}", started.elapsed());
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_clients_own_forwarded_header_does_not_name_it_through_the_proxy() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app =
+        TestApp::start_with(|c| c.network.trusted_proxies = vec!["127.0.0.1/32".into()]).await;
+    let mut request = app.ws_url(&app.app_key).into_client_request().expect("request");
+    let headers = request.headers_mut();
+    headers.insert("origin", app.url.parse().expect("origin"));
+    headers.insert("x-forwarded-for", "198.51.100.7".parse().expect("xff"));
+    headers.insert("forwarded", "for=192.0.2.55".parse().expect("forwarded"));
+    let ws = tokio_tungstenite::connect_async(request).await.expect("socket").0;
+    let widget = crate::support::Widget::hello(ws).await;
+    let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
+    assert_eq!(login.view.widget.ip, "198.51.100.7");
+
+    let metrics = app
+        .http()
+        .get(format!("{}/metrics", app.url))
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("forwarded", "for=127.0.0.1")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(metrics.status().as_u16(), 403);
+    let junk_hop = app
+        .http()
+        .get(format!("{}/metrics", app.url))
+        .header("x-forwarded-for", "198.51.100.7, unknown")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(junk_hop.status().as_u16(), 200, "an unreadable hop ends at the proxy itself");
+    app.stop().await;
+}

@@ -180,3 +180,19 @@ fn a_missing_geoip_database_stops_the_server_with_its_path() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/city.mmdb"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_tenant_refusing_other_countries_also_refuses_an_unplaced_browser() {
+    let app = located_app().await;
+    let strict = tenant_with(&app, &[("different_country", Action::Refuse)]);
+    let unplaced = widget_from(&app, &strict, "192.0.2.10").await;
+    let response = look(&app, &strict, &unplaced, BERLIN_PHONE).await;
+    assert_eq!(response.status().as_u16(), 403);
+
+    // A tenant that only warns is not refused for an unknown place.
+    let lenient = widget_from(&app, &app.app_key, "192.0.2.10").await;
+    let view: serde_json::Value =
+        look(&app, &app.app_key, &lenient, BERLIN_PHONE).await.json().await.expect("json");
+    assert_eq!(view["risk"], serde_json::json!(["different_network"]));
+    app.stop().await;
+}
