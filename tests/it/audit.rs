@@ -203,11 +203,18 @@ async fn switched_off_the_log_records_nothing() {
     app.stop().await;
 }
 
-/// A `keyri serve` child process on a free port.
+/// A `keyri serve` child process on a free port, killed when dropped.
 struct ServerProcess {
     child: Child,
     url: String,
     app_key: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn spawn_server(data: &std::path::Path) -> ServerProcess {

@@ -142,6 +142,17 @@ impl TestApp {
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A child process killed when dropped, so a failing test leaves no server
+/// running behind it.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A widget as the browser runs it: a key pair and a socket.
 pub struct Widget {
     pub ws: Ws,

@@ -104,7 +104,7 @@ async fn sighup_takes_up_a_renewed_certificate_and_keeps_the_old_one_if_the_new_
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyri"))
+    let child = Command::new(env!("CARGO_BIN_EXE_keyri"))
         .arg("serve")
         .env("KEYRI_STORAGE_DATA_DIR", dir.path().join("data"))
         .env("KEYRI_SERVER_BIND", format!("127.0.0.1:{port}"))
@@ -115,7 +115,8 @@ async fn sighup_takes_up_a_renewed_certificate_and_keeps_the_old_one_if_the_new_
         .stderr(Stdio::null())
         .spawn()
         .expect("starts");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut child = crate::support::KillOnDrop(child);
+    let mut out = BufReader::new(child.0.stdout.take().expect("stdout"));
     let mut line = String::new();
     out.read_line(&mut line).expect("line");
     assert!(line.contains("https://127.0.0.1"), "{line}");
@@ -132,12 +133,12 @@ async fn sighup_takes_up_a_renewed_certificate_and_keeps_the_old_one_if_the_new_
         assert!(sent.expect("kill runs").success());
     };
     std::fs::write(&cert, "garbage").expect("broken file");
-    hangup(child.id());
+    hangup(child.0.id());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(status(&trusts_first, &url).await.expect("kept the old one"), 200);
 
     write(dir.path(), &second);
-    hangup(child.id());
+    hangup(child.0.id());
     let mut switched = false;
     for _ in 0..50 {
         if status(&trusts_second, &url).await.is_ok() {
@@ -151,6 +152,5 @@ async fn sighup_takes_up_a_renewed_certificate_and_keeps_the_old_one_if_the_new_
     let fresh = client_trusting(&first.ca_pem);
     assert!(status(&fresh, &url).await.is_err(), "the old certificate is still served");
 
-    child.kill().expect("stopped");
-    child.wait().expect("reaped");
+    drop(child);
 }
