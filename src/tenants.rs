@@ -274,6 +274,15 @@ pub struct TenantSettings {
 }
 
 impl TenantSettings {
+    /// What a new tenant gets where the form or request says nothing.
+    pub fn defaults(config: &crate::config::Config) -> Self {
+        Self {
+            session_lifetime_secs: config.sessions.lifetime_secs,
+            max_sealed_bytes: config.sessions.max_sealed_bytes,
+            ..Self::default()
+        }
+    }
+
     /// The settings a tenant has now.
     pub fn of(tenant: &Tenant) -> Self {
         Self {

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use crate::audit::{Actor, Event, action};
-use crate::config::Config;
 use crate::directory::Directory;
 use crate::ops::MAX_GRACE_SECS;
 use crate::relay::Registry;
@@ -37,17 +36,22 @@ pub struct Issued {
 
 pub fn create_tenant(
     directory: &Directory,
-    config: &Config,
     settings: TenantSettings,
     by: &By,
 ) -> Result<(Issued, Event), StoreError> {
+    if !(1..=600).contains(&settings.session_lifetime_secs) {
+        return Err(TenantError::BadLifetime.into());
+    }
+    if !(256..=1_048_576).contains(&settings.max_sealed_bytes) {
+        return Err(TenantError::BadPayloadLimit.into());
+    }
     let new = NewTenant {
         name: settings.name,
         origins: settings.origins,
         allow_native: settings.allow_native,
         scan_url: settings.scan_url.filter(|u| !u.trim().is_empty()),
-        session_lifetime_secs: config.sessions.lifetime_secs,
-        max_sealed_bytes: config.sessions.max_sealed_bytes,
+        session_lifetime_secs: settings.session_lifetime_secs,
+        max_sealed_bytes: settings.max_sealed_bytes,
         demo: false,
         risk_policy: Default::default(),
     };

@@ -102,6 +102,14 @@ struct SecretBody {
     grace_secs: Option<u64>,
 }
 
+/// A new secret beside the current ones: no grace period to choose.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewSecretBody {
+    #[serde(default)]
+    label: String,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OverlapBody {
@@ -148,11 +156,11 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let by = caller(&req, &state).await?;
 
-    let settings =
-        optional_json::<SettingsBody>(body, &state).await?.over(TenantSettings::default());
-    let (directory, config) = (state.directory.clone(), state.config.clone());
+    let defaults = TenantSettings::defaults(&state.config);
+    let settings = optional_json::<SettingsBody>(body, &state).await?.over(defaults);
+    let directory = state.directory.clone();
     let (issued, event) =
-        blocking(move || manage::create_tenant(&directory, &config, settings, &by)).await?;
+        blocking(move || manage::create_tenant(&directory, settings, &by)).await?;
     state.audit.record(event).await.map_err(ApiError::internal)?;
 
     Ok(ok(actix_web::http::StatusCode::CREATED, issued_view(&issued)))
@@ -217,7 +225,7 @@ async fn create_secret(
 ) -> Result<HttpResponse, ApiError> {
     let by = caller(&req, &state).await?;
 
-    let input: SecretBody = optional_json(body, &state).await?;
+    let input: NewSecretBody = optional_json(body, &state).await?;
     let (directory, id) = (state.directory.clone(), path.into_inner());
     let (issued, event) =
         blocking(move || manage::create_secret(&directory, &id, &input.label, &by)).await?;

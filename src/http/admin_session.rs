@@ -158,7 +158,10 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         use crate::tenants::TenantError;
         match e {
-            StoreError::Tenant(TenantError::NotFound(_)) => ApiError::NotFound,
+            StoreError::Tenant(TenantError::NotFound(_)) => ApiError::Missing("no such tenant"),
+            StoreError::Tenant(TenantError::NoSuchSecret(_)) => {
+                ApiError::Missing("no such secret for this tenant")
+            }
             StoreError::Tenant(TenantError::NameTaken(_)) => {
                 ApiError::Conflict("name_taken", e.to_string())
             }

@@ -198,11 +198,10 @@ pub async fn create(
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
 
-    let settings = form.into_inner().settings(TenantSettings::default());
-    let (directory, config, who) =
-        (state.directory.clone(), state.config.clone(), by(&req, &admin));
+    let settings = form.into_inner().settings(TenantSettings::defaults(&state.config));
+    let (directory, who) = (state.directory.clone(), by(&req, &admin));
     let (issued, event) =
-        blocking(move || manage::create_tenant(&directory, &config, settings, &who)).await?;
+        blocking(move || manage::create_tenant(&directory, settings, &who)).await?;
     state.audit.record(event).await.map_err(ApiError::internal)?;
     tracing::info!(tenant = %issued.tenant.id, admin = %admin.admin, "tenant created");
 

@@ -27,6 +27,9 @@ pub enum ApiError {
     NoSuchKey,
     #[error("no such route")]
     NoSuchRoute,
+    /// Something named in the path does not exist; the text says what.
+    #[error("{0}")]
+    Missing(&'static str),
     #[error("the session was already confirmed or denied")]
     AlreadyFinished,
     #[error("the widget disconnected; nothing was delivered")]
@@ -53,7 +56,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::Conflict(code, _) => code,
             Self::Verify(e) => e.code(),
-            Self::NotFound | Self::NoSuchKey | Self::NoSuchRoute => "not_found",
+            Self::NotFound | Self::NoSuchKey | Self::NoSuchRoute | Self::Missing(_) => "not_found",
             Self::AlreadyFinished => "already_finished",
             Self::WidgetGone => "widget_gone",
             Self::TooLarge(_) => "too_large",
@@ -89,7 +92,9 @@ impl ResponseError for ApiError {
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::Verify(VerifyError::Malformed(_)) => StatusCode::BAD_REQUEST,
             Self::Verify(_) => StatusCode::UNAUTHORIZED,
-            Self::NotFound | Self::NoSuchKey | Self::NoSuchRoute => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSuchKey | Self::NoSuchRoute | Self::Missing(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::AlreadyFinished => StatusCode::CONFLICT,
             Self::WidgetGone => StatusCode::GONE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -553,3 +553,31 @@ async fn a_sign_in_left_idle_ends_and_its_cookie_no_longer_works() {
     assert_eq!(page.location(), Some("/admin/login"), "idle for longer than allowed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_api_honours_or_refuses_every_field_and_names_what_is_missing() {
+    use reqwest::Method;
+
+    let app = TestApp::start().await;
+    let api = Api::new(&app).await;
+    let body = json!({"name": "Quick", "sessionLifetimeSecs": 30, "maxSealedBytes": 4096});
+    let (status, created) = api.call(Method::POST, "/tenants", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["sessionLifetimeSecs"], 30);
+    assert_eq!(created["maxSealedBytes"], 4096);
+
+    let (status, _) = api
+        .call(Method::POST, "/tenants", Some(json!({"name": "Zero", "sessionLifetimeSecs": 0})))
+        .await;
+    assert_eq!(status, 400, "an impossible lifetime is refused, not replaced");
+    let (status, _) =
+        api.call(Method::POST, "/tenants/Quick/secrets", Some(json!({"graceSecs": 10}))).await;
+    assert_eq!(status, 400, "a field that would do nothing is refused");
+
+    let (status, missing) = api.call(Method::GET, "/tenants/nobody", None).await;
+    assert_eq!((status, missing["message"].as_str()), (404, Some("no such tenant")));
+    let (status, missing) = api.call(Method::DELETE, "/tenants/Quick/secrets/sec_nope", None).await;
+    assert_eq!(status, 404, "{missing}");
+    assert_eq!(missing["error"], "not_found");
+    app.stop().await;
+}
