@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
+use keyri::config::Config;
 use keyri::protocol::messages::{
     ConfirmRequest, ErrorBody, SessionView, StatusResponse, WidgetOut,
 };
@@ -57,6 +58,7 @@ const STOP_LIMIT: Duration = Duration::from_secs(15);
 )]
 struct Options {
     /// Drive an already running server at this http:// URL instead of starting one.
+    /// Its rate limits apply as configured, and all load comes from one address.
     #[arg(long, requires = "app_key")]
     target: Option<String>,
     /// With --target: the app key of a tenant that allows the Origin used.
@@ -225,7 +227,7 @@ fn check_options(options: &Options) -> Result<(), String> {
     if options.concurrency == 0 || options.open_every == 0 || options.seal_every == 0 {
         return Err("--concurrency, --open-every and --seal-every must be at least 1".into());
     }
-    if options.open_every % options.seal_every != 0 {
+    if !options.open_every.is_multiple_of(options.seal_every) {
         return Err("--open-every must be a multiple of --seal-every".into());
     }
     if options.target.is_some() && options.taskset_server.is_some() {
@@ -323,7 +325,12 @@ impl Server {
             }
             None => Command::new(exe),
         };
-        command.arg("serve").current_dir(dir.path());
+        let settings = load_settings(options);
+        let settings_path = dir.path().join("keyri.toml");
+        let text = toml::to_string(&settings).map_err(|e| e.to_string())?;
+        std::fs::write(&settings_path, text)
+            .map_err(|e| format!("cannot write {}: {e}", settings_path.display()))?;
+        command.arg("--config").arg(&settings_path).arg("serve").current_dir(dir.path());
         // Only the settings named here and in --server-env reach the server.
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYRI_")) {
             command.env_remove(key);
@@ -332,6 +339,7 @@ impl Server {
             format!("KEYRI_SERVER_BIND={bind}"),
             format!("KEYRI_STORAGE_DATA_DIR={}", dir.path().join("data").display()),
         ];
+        // Given last, so they win over the settings file.
         shown_env.extend(options.server_env.iter().cloned());
         for pair in &shown_env {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -341,7 +349,8 @@ impl Server {
         if let Some(cpu) = &options.taskset_server {
             shown.push_str(&format!(" taskset -c {cpu}"));
         }
-        shown.push_str(&format!(" {exe} serve"));
+        shown.push_str(&format!(" {exe} --config keyri.toml serve; keyri.toml sets "));
+        shown.push_str(&describe_settings(&settings).join(" "));
 
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().map_err(|e| format!("cannot start {exe}: {e}"))?;
@@ -455,6 +464,53 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Settings that would refuse the load for reasons of this set-up, not of
+/// the server's capacity: every simulated browser and phone comes from one
+/// address, 127.0.0.1, and logs in to one tenant, the demo. They go in a
+/// settings file, since not every section can be named in an environment
+/// variable; only settings this version of the server has are written (an
+/// unknown one would stop it).
+fn load_settings(options: &Options) -> toml::Table {
+    let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let existing = |section: &str, key: &str| {
+        defaults.get(section).and_then(|s| s.get(key)).and_then(toml::Value::as_integer)
+    };
+    let mut wanted = vec![
+        ("rate_limits", "socket_opens_per_ip", 0),
+        ("rate_limits", "session_calls_per_ip", 0),
+        ("rate_limits", "socket_opens_per_tenant", 0),
+        ("rate_limits", "session_calls_per_tenant", 0),
+        ("limits", "widget_sockets_per_ip", 1_000_000),
+    ];
+    // Room for the idle widgets next to the logins in progress.
+    let sockets = (options.idle + options.concurrency) as i64;
+    if existing("limits", "widget_sockets_total").is_some_and(|total| sockets > total) {
+        wanted.push(("limits", "widget_sockets_total", sockets));
+    }
+    let mut settings = toml::Table::new();
+    for (section, key, value) in wanted {
+        if existing(section, key).is_some() {
+            let table =
+                settings.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(table) = table.as_table_mut() {
+                table.insert(key.to_owned(), toml::Value::Integer(value));
+            }
+        }
+    }
+    settings
+}
+
+/// The settings as `section.key=value` for the report.
+fn describe_settings(settings: &toml::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    for (section, keys) in settings {
+        for (key, value) in keys.as_table().into_iter().flatten() {
+            out.push(format!("{section}.{key}={value}"));
+        }
+    }
+    out
 }
 
 fn free_port() -> Result<u16, String> {
@@ -646,13 +702,15 @@ impl Ctx {
             .next()
             .ok_or_else(|| format!("{host} resolves to no address"))?;
         let step = Duration::from_secs(options.step_timeout);
+        // The HTTP client is built with TLS support, whose crypto comes from here.
+        keyri::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(options.concurrency.saturating_mul(2))
             .tcp_nodelay(true)
             .timeout(step)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let payload = (0..options.payload_bytes).map(|i| b'a' + (i % 26) as u8).collect();
+        let payload: Vec<u8> = (0..options.payload_bytes).map(|i| b'a' + (i % 26) as u8).collect();
         Ok(Self {
             base: target.url.clone(),
             addr,
@@ -987,7 +1045,7 @@ impl Sampling {
     /// For login number `i`; --open-every is a multiple of --seal-every, so
     /// every login opened was sealed for real.
     fn check(self, i: u64) -> Check {
-        Check { seal: i % self.seal_every == 0, open: i % self.open_every == 0 }
+        Check { seal: i.is_multiple_of(self.seal_every), open: i.is_multiple_of(self.open_every) }
     }
 }
 

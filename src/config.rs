@@ -252,9 +252,9 @@ impl Default for RateLimitsConfig {
             session_calls_per_ip: 1200,
             verify_per_ip: 1200,
             verify_failures_per_ip: 120,
-            socket_opens_per_tenant: 120_000,
-            session_calls_per_tenant: 240_000,
-            verify_per_tenant: 120_000,
+            socket_opens_per_tenant: 600_000,
+            session_calls_per_tenant: 1_200_000,
+            verify_per_tenant: 600_000,
         }
     }
 }
