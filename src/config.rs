@@ -303,7 +303,16 @@ impl Config {
                 return Err(ConfigError::Read { path: path.into(), source });
             }
         };
-        let from_file: Config = toml::from_str(&text).map_err(|e| ConfigError::File {
+        Self::from_text(&text, path, env)
+    }
+
+    /// The layers from a file's text (`path` names it in errors).
+    pub fn from_text(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let from_file: Config = toml::from_str(text).map_err(|e| ConfigError::File {
             path: path.into(),
             message: e.to_string().trim_end().to_owned(),
         })?;

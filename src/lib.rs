@@ -8,6 +8,8 @@ pub mod backend_api;
 pub mod cli;
 pub mod config;
 pub mod directory;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geo;
 pub mod http;
 pub mod limits;

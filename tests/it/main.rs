@@ -10,6 +10,7 @@ mod audit;
 mod browser;
 mod cli;
 mod flow;
+mod fuzz_regressions;
 mod hostile_input;
 mod hpke_vectors;
 mod mmdb;
