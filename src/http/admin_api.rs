@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::admin_audit::AuditQuery;
-use super::admin_session::blocking;
+use super::admin_session::{audited, blocking};
 use super::body::{parse_json, read_body};
 use super::client::{client_ip, header_str};
 use super::error::ApiError;
@@ -159,9 +159,7 @@ async fn create(
     let defaults = TenantSettings::defaults(&state.config);
     let settings = optional_json::<SettingsBody>(body, &state).await?.over(defaults);
     let directory = state.directory.clone();
-    let (issued, event) =
-        blocking(move || manage::create_tenant(&directory, settings, &by)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let issued = audited(&state, move || manage::create_tenant(&directory, settings, &by)).await?;
 
     Ok(ok(actix_web::http::StatusCode::CREATED, issued_view(&issued)))
 }
@@ -178,9 +176,9 @@ async fn update(
     let settings =
         optional_json::<SettingsBody>(body, &state).await?.over(TenantSettings::of(&current));
     let directory = state.directory.clone();
-    let (tenant, event) =
-        blocking(move || manage::update_tenant(&directory, &current.id, settings, &by)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let tenant =
+        audited(&state, move || manage::update_tenant(&directory, &current.id, settings, &by))
+            .await?;
 
     Ok(ok(actix_web::http::StatusCode::OK, tenant_view(&tenant)))
 }
@@ -210,9 +208,9 @@ async fn switch(
     let by = caller(&req, &state).await?;
 
     let (directory, registry) = (state.directory.clone(), state.registry.clone());
-    let (tenant, event) =
-        blocking(move || manage::set_enabled(&directory, &registry, &id, enabled, &by)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let tenant =
+        audited(&state, move || manage::set_enabled(&directory, &registry, &id, enabled, &by))
+            .await?;
 
     Ok(ok(actix_web::http::StatusCode::OK, tenant_view(&tenant)))
 }
@@ -227,9 +225,8 @@ async fn create_secret(
 
     let input: NewSecretBody = optional_json(body, &state).await?;
     let (directory, id) = (state.directory.clone(), path.into_inner());
-    let (issued, event) =
-        blocking(move || manage::create_secret(&directory, &id, &input.label, &by)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let issued =
+        audited(&state, move || manage::create_secret(&directory, &id, &input.label, &by)).await?;
 
     Ok(ok(actix_web::http::StatusCode::CREATED, issued_view(&issued)))
 }
@@ -245,9 +242,9 @@ async fn rotate_secret(
     let input: SecretBody = optional_json(body, &state).await?;
     let grace = input.grace_secs.unwrap_or(24 * 3600);
     let (directory, id) = (state.directory.clone(), path.into_inner());
-    let (issued, event) =
-        blocking(move || manage::rotate_secret(&directory, &id, &input.label, grace, &by)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let issued =
+        audited(&state, move || manage::rotate_secret(&directory, &id, &input.label, grace, &by))
+            .await?;
 
     Ok(ok(actix_web::http::StatusCode::CREATED, issued_view(&issued)))
 }
@@ -261,9 +258,8 @@ async fn revoke_secret(
 
     let (id, secret) = path.into_inner();
     let directory = state.directory.clone();
-    let (tenant, event) =
-        blocking(move || manage::revoke_secret(&directory, &id, &secret, &by)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let tenant =
+        audited(&state, move || manage::revoke_secret(&directory, &id, &secret, &by)).await?;
 
     Ok(ok(actix_web::http::StatusCode::OK, tenant_view(&tenant)))
 }
@@ -279,9 +275,8 @@ async fn rotate_app_key(
     let input: OverlapBody = optional_json(body, &state).await?;
     let overlap = input.overlap_secs.unwrap_or(24 * 3600);
     let (directory, id) = (state.directory.clone(), path.into_inner());
-    let (tenant, event) =
-        blocking(move || manage::rotate_app_key(&directory, &id, overlap, &by)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let tenant =
+        audited(&state, move || manage::rotate_app_key(&directory, &id, overlap, &by)).await?;
 
     Ok(ok(actix_web::http::StatusCode::OK, tenant_view(&tenant)))
 }

@@ -194,6 +194,17 @@ pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     actix_web::web::block(work).await.map_err(ApiError::internal)?.map_err(Into::into)
 }
 
+/// Runs an admin change on the blocking pool, then records its audit event;
+/// the caller answers only once the record is durable.
+pub async fn audited<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    state: &super::AppState,
+    change: impl FnOnce() -> Result<(T, crate::audit::Event), E> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (done, event) = blocking(change).await?;
+    state.audit.record(event).await.map_err(ApiError::internal)?;
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::cookie_text;

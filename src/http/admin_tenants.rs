@@ -9,7 +9,7 @@ use serde_json::json;
 use super::AppState;
 use super::admin_pages::CsrfForm;
 use super::admin_session::{
-    PageError, blocking, check_form, page, see_other, signed_in, signed_in_quietly,
+    PageError, audited, blocking, check_form, page, see_other, signed_in, signed_in_quietly,
 };
 use super::client::client_ip;
 use super::error::ApiError;
@@ -200,9 +200,7 @@ pub async fn create(
 
     let settings = form.into_inner().settings(TenantSettings::defaults(&state.config));
     let (directory, who) = (state.directory.clone(), by(&req, &admin));
-    let (issued, event) =
-        blocking(move || manage::create_tenant(&directory, settings, &who)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let issued = audited(&state, move || manage::create_tenant(&directory, settings, &who)).await?;
     tracing::info!(tenant = %issued.tenant.id, admin = %admin.admin, "tenant created");
 
     secret_page(&admin, &issued, "Tenant created. This is its first API secret.")
@@ -280,9 +278,8 @@ pub async fn update(
     let current = state.directory.find(&path).map_err(ApiError::from)?;
     let settings = form.into_inner().settings(TenantSettings::of(&current));
     let (directory, who, id) = (state.directory.clone(), by(&req, &admin), current.id.clone());
-    let (tenant, event) =
-        blocking(move || manage::update_tenant(&directory, &id, settings, &who)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let tenant =
+        audited(&state, move || manage::update_tenant(&directory, &id, settings, &who)).await?;
 
     Ok(see_other(&format!("/admin/tenants/{}", tenant.id)))
 }
@@ -316,9 +313,9 @@ async fn set_enabled(
 
     let (directory, registry, who) =
         (state.directory.clone(), state.registry.clone(), by(&req, &admin));
-    let (tenant, event) =
-        blocking(move || manage::set_enabled(&directory, &registry, &id, enabled, &who)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let tenant =
+        audited(&state, move || manage::set_enabled(&directory, &registry, &id, enabled, &who))
+            .await?;
     tracing::info!(tenant = %tenant.id, enabled, admin = %admin.admin, "tenant switched");
 
     Ok(see_other(&format!("/admin/tenants/{}", tenant.id)))
@@ -352,9 +349,8 @@ pub async fn create_secret(
 
     let (directory, who, id) = (state.directory.clone(), by(&req, &admin), path.into_inner());
     let label = form.into_inner().label;
-    let (issued, event) =
-        blocking(move || manage::create_secret(&directory, &id, &label, &who)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let issued =
+        audited(&state, move || manage::create_secret(&directory, &id, &label, &who)).await?;
 
     secret_page(&admin, &issued, "New API secret. Older secrets keep working.")
 }
@@ -370,10 +366,10 @@ pub async fn rotate_secret(
     let form = form.into_inner();
     let grace_secs = form.grace_hours.unwrap_or(DEFAULT_GRACE_HOURS).saturating_mul(3600);
     let (directory, who, id) = (state.directory.clone(), by(&req, &admin), path.into_inner());
-    let (issued, event) =
-        blocking(move || manage::rotate_secret(&directory, &id, &form.label, grace_secs, &who))
-            .await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let issued = audited(&state, move || {
+        manage::rotate_secret(&directory, &id, &form.label, grace_secs, &who)
+    })
+    .await?;
 
     let note = "Secret rotated. Older secrets keep working until the end of the grace period.";
     secret_page(&admin, &issued, note)
@@ -389,9 +385,8 @@ pub async fn revoke_secret(
 
     let (id, secret_id) = path.into_inner();
     let (directory, who) = (state.directory.clone(), by(&req, &admin));
-    let (tenant, event) =
-        blocking(move || manage::revoke_secret(&directory, &id, &secret_id, &who)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let tenant =
+        audited(&state, move || manage::revoke_secret(&directory, &id, &secret_id, &who)).await?;
 
     Ok(see_other(&format!("/admin/tenants/{}", tenant.id)))
 }
@@ -406,9 +401,9 @@ pub async fn rotate_app_key(
 
     let overlap_secs = form.overlap_hours.unwrap_or(DEFAULT_GRACE_HOURS).saturating_mul(3600);
     let (directory, who, id) = (state.directory.clone(), by(&req, &admin), path.into_inner());
-    let (tenant, event) =
-        blocking(move || manage::rotate_app_key(&directory, &id, overlap_secs, &who)).await?;
-    state.audit.record(event).await.map_err(ApiError::internal)?;
+    let tenant =
+        audited(&state, move || manage::rotate_app_key(&directory, &id, overlap_secs, &who))
+            .await?;
 
     Ok(see_other(&format!("/admin/tenants/{}", tenant.id)))
 }
