@@ -133,6 +133,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             .default_service(web::to(|| async { Err::<String, _>(ApiError::NoSuchRoute) }))
     })
     .disable_signals()
+    // TODO: cap plain HTTP connections per client address, as widget sockets are.
     // Frames are small and each is awaited by someone: sending at once beats
     // waiting for the peer's delayed acknowledgement (tens of milliseconds).
     .tcp_nodelay(true)

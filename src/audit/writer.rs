@@ -41,6 +41,8 @@ enum Message {
     Close,
 }
 
+// TODO: commit a change and its audit record in one transaction; today a crash
+// between the two can leave a change whose call never answered unrecorded.
 /// A handle to the log; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {

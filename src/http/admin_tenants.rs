@@ -1,5 +1,7 @@
 //! Dashboard pages for tenants and their keys: the list, one tenant with its
 //! settings, secrets, app key and recent activity, and every change to them.
+// TODO: give the dashboard's form bodies the same read deadline as the API's
+// (limits.request_body_timeout_secs); actix's form extractor has none.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
