@@ -36,7 +36,7 @@ const KeyriLogin = (() => {
     preparing: 'Preparing a sign-in code\u2026',
     scan: 'Scan with the app to sign in',
     scanned: 'Confirm on your phone',
-    confirmed: 'Signed in',
+    confirmed: 'Approved on your phone',
     denied: 'Login declined on the phone',
     expired: 'The code expired. A new one appears when you return to this page.',
     newCode: 'New code',

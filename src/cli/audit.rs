@@ -36,8 +36,10 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
                 println!("{report}");
             } else if report["ok"] == true {
                 println!(
-                    "audit log intact: {} records from sequence {} to {}; head hash {}",
-                    report["records"], report["fromSeq"], report["headSeq"], report["headHash"]
+                    "audit log intact: {} records checked, up to sequence {}; head hash {}",
+                    report["records"],
+                    report["headSeq"],
+                    report["headHash"].as_str().unwrap_or("")
                 );
             } else {
                 let found = &report["firstBreak"];

@@ -94,6 +94,7 @@ pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
     if !command.records() && !path.exists() {
         return Err(format!("no database at {} (is storage.data_dir right?)", path.display()));
     }
+    let fresh = !path.exists();
     match Store::open(&path) {
         Ok(store) => {
             let directory = Arc::new(Directory::new(store).map_err(|e| e.to_string())?);
@@ -108,6 +109,11 @@ pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
             let result = ops::execute(&directory, &audit, config, None, command);
             if let Some(writer) = writer {
                 writer.close_blocking();
+            }
+            if fresh && result.is_ok() {
+                // A command run from the wrong folder would otherwise fill a
+                // database nobody serves, without a word.
+                eprintln!("keyri: created a new database at {}", path.display());
             }
             result
         }

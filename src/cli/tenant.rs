@@ -148,7 +148,8 @@ fn print(value: &Value, json: bool) {
             println!("  revoked secret: {id}");
         }
         if let Some(until) = row["previousValidUntil"].as_i64() {
-            println!("  previous key valid until: {}", super::format_time(until));
+            let what = if row["apiSecret"].is_string() { "secret" } else { "app key" };
+            println!("  previous {what} valid until: {}", super::format_time(until));
         }
         if row["enabled"] == Value::Bool(false) {
             println!("  disabled");

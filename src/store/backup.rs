@@ -6,7 +6,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::tables::{APP_KEYS, AUDIT, META, TENANTS, USER_INDEX, USER_KEYS};
+use super::tables::{ADMIN_TOKENS, ADMINS, APP_KEYS, AUDIT, META, TENANTS, USER_INDEX, USER_KEYS};
 use super::{Store, StoreError};
 
 fn copy<K, V>(
@@ -57,7 +57,9 @@ impl Store {
             + copy(&snapshot, &txn, USER_KEYS)?
             + copy(&snapshot, &txn, USER_INDEX)?
             + copy(&snapshot, &txn, AUDIT)?
-            + copy(&snapshot, &txn, META)?;
+            + copy(&snapshot, &txn, META)?
+            + copy(&snapshot, &txn, ADMINS)?
+            + copy(&snapshot, &txn, ADMIN_TOKENS)?;
         txn.commit()?;
         Ok(rows)
     }

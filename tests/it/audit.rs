@@ -164,6 +164,8 @@ async fn a_backup_taken_while_the_server_runs_is_whole_and_verifies() {
     let app = TestApp::start().await;
     let widget = app.widget().await;
     app.phone().deny(&widget.session_id).await.expect("denied");
+    let robot = keyri::admin::AdminName::parse("robot").expect("name");
+    keyri::admin::tokens::create(&app.running.directory, &robot).expect("admin token");
     let data = app.config.storage.data_dir.clone();
     let backup = app.dir.path().join("backup.redb");
 
@@ -189,6 +191,9 @@ async fn a_backup_taken_while_the_server_runs_is_whole_and_verifies() {
     assert_eq!(tenants[0].app_key, app.app_key);
     let report = keyri::audit::verify_chain(&store).expect("verifies");
     assert!(report.ok && report.records == 1, "{report:?}");
+    let tokens = store.admin_tokens().expect("admin tokens");
+    assert_eq!(tokens.len(), 1, "admin tokens are in the backup");
+    assert_eq!(tokens[0].name, "robot");
     app.stop().await;
 }
 

@@ -37,7 +37,10 @@ fn tenant_create_prints_the_secret_once_and_list_never_does() {
         "HTTPS://App.Acme.Example:443",
         "--json",
     ];
-    let created = json_out(&keyri(&args, &data));
+    let output = keyri(&args, &data);
+    let notice = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(notice.contains("created a new database"), "{notice}");
+    let created = json_out(&output);
     assert_eq!(created["name"], "Acme");
     assert!(created["id"].as_str().expect("id").starts_with("tn_"));
     assert!(created["appKey"].as_str().expect("app key").starts_with("app_"));
@@ -45,7 +48,9 @@ fn tenant_create_prints_the_secret_once_and_list_never_does() {
     assert!(secret.starts_with("sk_") && secret.len() == 46);
     assert_eq!(created["origins"], serde_json::json!(["https://app.acme.example"]));
 
-    let listed = json_out(&keyri(&["tenant", "list", "--json"], &data));
+    let output = keyri(&["tenant", "list", "--json"], &data);
+    assert!(output.stderr.is_empty(), "only a new database is announced");
+    let listed = json_out(&output);
     assert_eq!(listed.as_array().expect("array").len(), 1);
     assert_eq!(listed[0]["appKey"], created["appKey"]);
     assert!(listed[0].get("apiSecret").is_none());
