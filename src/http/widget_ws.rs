@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
 use super::AppState;
@@ -20,13 +20,11 @@ use crate::audit::{self, Actor};
 use crate::limits::CapReached;
 use crate::protocol::PublicKey;
 use crate::protocol::messages::{WidgetIn, WidgetOut};
-use crate::relay::{Event, Outcome, Session, WidgetMeta};
+use crate::relay::{Closing, Event, NotOpened, Outcome, Session, WidgetMeta};
 use crate::tenants::Tenant;
 
 // TODO: bring a waiting widget below 16 KiB; actix-http keeps an 8 KiB read and
 // an 8 KiB write buffer per connection, 18.3 KiB in all as measured.
-/// Events queued for one widget; a session produces at most three.
-const EVENT_QUEUE: usize = 4;
 /// Seconds after which a client at its socket cap may try again.
 const SOCKET_RETRY_SECS: u64 = 5;
 /// Longest User-Agent kept for display to the phone.
@@ -79,20 +77,20 @@ pub async fn connect(
             .collect(),
         place: state.geo.as_ref().and_then(|geo| geo.place(ip)),
     };
-    let (response, socket, stream) = actix_ws::handle(&req, body)
+    let (response, mut socket, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
     let frame_limit = state.config.limits.widget_frame_bytes;
-    let stream = stream
+    let mut stream = stream
         .max_frame_size(frame_limit)
         .aggregate_continuations()
         .max_continuation_size(frame_limit);
 
     let state = state.into_inner();
-    // Subscribed before the upgrade answers, so a tenant disabled from now on
-    // is never missed.
-    let closures = state.registry.closures();
+    // The widget's facts are boxed: they only pass through this task's state
+    // on their way into the session.
+    let meta = Box::new(meta);
     actix_web::rt::spawn(async move {
-        let outcome = run(state, tenant, meta, socket.clone(), stream, closures).await;
+        let outcome = run(state, tenant, meta, &mut socket, &mut stream).await;
         let _ = socket.close(Some(outcome)).await;
         drop(slot);
     });
@@ -118,7 +116,9 @@ fn close(code: CloseCode, reason: &str) -> CloseReason {
 
 async fn send(socket: &mut actix_ws::Session, message: &WidgetOut) -> bool {
     let text = serde_json::to_string(message).unwrap_or_default();
-    socket.text(text).await.is_ok()
+    // Boxed, like every other write to the socket below: a write's state is
+    // then held only while it runs, not by every waiting widget.
+    Box::pin(socket.text(text)).await.is_ok()
 }
 
 /// Sends an error frame; returns the close reason to end the socket with.
@@ -195,30 +195,52 @@ async fn audit_expiry(state: &AppState, tenant: &Tenant, session: &Session) {
     }
 }
 
+/// Unboxes the widget's facts into its session, freeing the box.
+#[allow(clippy::boxed_local)] // the box keeps the socket task's state small
+fn new_session(
+    tenant: &Tenant,
+    public_key: PublicKey,
+    lifetime_ms: i64,
+    meta: Box<WidgetMeta>,
+) -> Session {
+    Session::new(tenant.id.clone(), public_key, lifetime_ms, *meta)
+}
+
 /// The whole life of one widget socket; returns how to close it.
 async fn run(
     state: Arc<AppState>,
     tenant: Arc<Tenant>,
-    meta: WidgetMeta,
-    mut socket: actix_ws::Session,
-    mut stream: AggregatedMessageStream,
-    mut closures: broadcast::Receiver<String>,
+    meta: Box<WidgetMeta>,
+    socket: &mut actix_ws::Session,
+    stream: &mut AggregatedMessageStream,
 ) -> CloseReason {
     let limits = &state.config.sessions;
     let deadline = Duration::from_secs(limits.hello_timeout_secs);
-    let public_key = match hello(&mut socket, &mut stream, deadline, state.shutdown.clone()).await {
+    // Boxed so that its state is freed once the hello is in, rather than
+    // kept for the whole life of the socket.
+    let hello = Box::pin(hello(socket, stream, deadline, state.shutdown.clone()));
+    let public_key = match hello.await {
         Ok(key) => key,
         Err(reason) => return reason,
     };
 
-    let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let lifetime_ms = i64::from(tenant.session_lifetime_secs) * 1000;
-    let session = Session::new(tenant.id.clone(), public_key, lifetime_ms, meta, events_tx);
+    let session = new_session(&tenant, public_key, lifetime_ms, meta);
     let per_tenant = state.config.limits.pending_sessions_per_tenant;
-    let Ok((session, _guard)) = state.registry.open(session, per_tenant) else {
-        let message = "this app has too many logins waiting; try again shortly";
-        return fail(&mut socket, "too_many_sessions", message).await;
+    let (session, _guard) = match state.registry.open(session, per_tenant) {
+        Ok(opened) => opened,
+        Err(NotOpened::TooManySessions) => {
+            let message = "this app has too many logins waiting; try again shortly";
+            return Box::pin(fail(socket, "too_many_sessions", message)).await;
+        }
+        Err(NotOpened::Stopping) => return close(CloseCode::Away, "server stopping"),
     };
+    // A tenant disabled before the session opened closed no session of this
+    // widget's; from now on disabling it tells this session.
+    if state.directory.by_app_key(&tenant.app_key).is_none() {
+        let message = "this app key was disabled";
+        return Box::pin(fail(socket, "tenant_disabled", message)).await;
+    }
     tracing::debug!(tenant = %tenant.id, session = %session.id, "session opened");
 
     let greeting = WidgetOut::Session {
@@ -226,83 +248,96 @@ async fn run(
         expires_at: session.expires_at,
         scan_url: tenant.scan_url_or(&state.public_url),
     };
-    if !send(&mut socket, &greeting).await {
+    let greeted = send(socket, &greeting).await;
+    drop(greeting);
+    if !greeted {
         return close(CloseCode::Away, "gone");
     }
 
+    // Every waiting widget keeps this function's state, so the steps below
+    // that await something other than the next event (writes, error frames,
+    // the expiry's audit record) are boxed: their state is then allocated
+    // only while they run.
     let ping_every = Duration::from_secs(limits.ping_interval_secs);
-    let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
-    let expiry = sleep_until(Instant::now() + Duration::from_millis(lifetime_ms as u64));
-    tokio::pin!(expiry);
+    // One timer serves both the pings and the expiry.
+    let expires_at = Instant::now() + Duration::from_millis(lifetime_ms as u64);
     let mut expiry_armed = true;
-    let mut shutdown = state.shutdown.clone();
+    let mut next_ping = Instant::now() + ping_every;
+    let timer = sleep_until(next_ping.min(expires_at));
+    tokio::pin!(timer);
 
     loop {
         tokio::select! {
             message = stream.recv() => match message {
                 Some(Ok(AggregatedMessage::Ping(bytes))) => {
                     last_heard = Instant::now();
-                    let _ = socket.pong(&bytes).await;
+                    let _ = Box::pin(socket.pong(&bytes)).await;
                 }
                 Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
                 Some(Ok(AggregatedMessage::Close(_))) | None => {
                     return close(CloseCode::Normal, "closed");
                 }
-                Some(Err(e)) => return frame_error(&mut socket, e).await,
+                Some(Err(e)) => return Box::pin(frame_error(socket, e)).await,
                 Some(Ok(_)) => {
-                    return fail(&mut socket, "bad_request", "only one hello is allowed").await;
+                    let message = "only one hello is allowed";
+                    return Box::pin(fail(socket, "bad_request", message)).await;
                 }
             },
-            event = events.recv() => match event {
-                Some(Event::Scanned) => {
-                    send(&mut socket, &WidgetOut::Scanned).await;
+            event = session.next_event() => match event {
+                Event::Scanned => {
+                    send(socket, &WidgetOut::Scanned).await;
                 }
-                Some(Event::Payload { sealed, delivered }) => {
-                    if send(&mut socket, &WidgetOut::Payload { sealed }).await {
+                Event::Payload { sealed, delivered } => {
+                    if send(socket, &WidgetOut::Payload { sealed }).await {
                         let _ = delivered.send(());
                     }
                     return close(CloseCode::Normal, "confirmed");
                 }
-                Some(Event::Denied) => {
-                    send(&mut socket, &WidgetOut::Denied).await;
+                Event::Denied => {
+                    send(socket, &WidgetOut::Denied).await;
                     return close(CloseCode::Normal, "denied");
                 }
-                Some(Event::Refused(message)) => {
-                    return fail(&mut socket, "risk_refused", &message).await;
+                Event::Refused(message) => {
+                    return Box::pin(fail(socket, "risk_refused", &message)).await;
                 }
-                None => return close(CloseCode::Normal, "closed"),
+                Event::Closed(Closing::TenantDisabled) => {
+                    let message = "this app key was disabled";
+                    return Box::pin(fail(socket, "tenant_disabled", message)).await;
+                }
+                Event::Closed(Closing::Stopping) => {
+                    return close(CloseCode::Away, "server stopping");
+                }
+                Event::Closed(Closing::Unrecorded) => {
+                    let message = "the server could not record this login; try again";
+                    return Box::pin(fail(socket, "internal", message)).await;
+                }
             },
-            () = &mut expiry, if expiry_armed => {
-                expiry_armed = false;
+            () = &mut timer => {
+                let now = Instant::now();
                 // A confirm or deny that won the race delivers its own event.
-                if session.finish(Outcome::Expired).is_ok() {
-                    send(&mut socket, &WidgetOut::Expired).await;
-                    if session.was_scanned() {
-                        audit_expiry(&state, &tenant, &session).await;
-                    }
-                    return close(CloseCode::Normal, "expired");
-                }
-            }
-            _ = pings.tick() => {
-                if last_heard.elapsed() > ping_every * 2 {
-                    return close(CloseCode::Away, "no answer to pings");
-                }
-                if socket.ping(b"").await.is_err() {
-                    return close(CloseCode::Away, "gone");
-                }
-            }
-            _ = shutdown.changed() => return close(CloseCode::Away, "server stopping"),
-            closed = closures.recv() => match closed {
-                Ok(id) if id != tenant.id => {}
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if state.directory.by_app_key(&tenant.app_key).is_none() {
-                        return fail(&mut socket, "tenant_disabled", "this app key was disabled")
-                            .await;
+                if expiry_armed && now >= expires_at {
+                    expiry_armed = false;
+                    if session.finish(Outcome::Expired).is_ok() {
+                        send(socket, &WidgetOut::Expired).await;
+                        if session.was_scanned() {
+                            Box::pin(audit_expiry(&state, &tenant, &session)).await;
+                        }
+                        return close(CloseCode::Normal, "expired");
                     }
                 }
-                Err(broadcast::error::RecvError::Closed) => {}
-            },
+                if now >= next_ping {
+                    if last_heard.elapsed() > ping_every * 2 {
+                        return close(CloseCode::Away, "no answer to pings");
+                    }
+                    if Box::pin(socket.ping(b"")).await.is_err() {
+                        return close(CloseCode::Away, "gone");
+                    }
+                    next_ping = now + ping_every;
+                }
+                let wake = if expiry_armed { next_ping.min(expires_at) } else { next_ping };
+                timer.as_mut().reset(wake);
+            }
         }
     }
 }

@@ -6,5 +6,5 @@ mod registry;
 mod session;
 
 pub use confirmed::{ConfirmedLog, ConsumeError, VERIFY_WINDOW_MS};
-pub use registry::{Registry, TooManySessions, WidgetGuard};
-pub use session::{Event, Outcome, RelayError, Session, WidgetMeta};
+pub use registry::{NotOpened, Registry, WidgetGuard};
+pub use session::{Closing, Event, Outcome, RelayError, Session, WidgetMeta};

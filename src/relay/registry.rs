@@ -3,37 +3,22 @@
 //! than `not_found`; the sweeper then removes it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
-
-use super::session::{Outcome, Session};
+use super::session::{Closing, Outcome, Session};
 use crate::protocol::{SessionId, now_ms};
 
-/// Tenant closures that may queue before a slow widget task misses some; a
-/// task that lags closes its socket to be safe.
-const CLOSURE_QUEUE: usize = 64;
-
+#[derive(Default)]
 pub struct Registry {
     sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
     /// Sessions with a live widget, per tenant.
     live: Mutex<HashMap<String, usize>>,
     /// Sessions ended, by outcome, in the order of `Outcome::ALL`.
     ended: [AtomicU64; 4],
-    /// Ids of tenants whose widget sockets must close now (tenant disabled).
-    closures: broadcast::Sender<String>,
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Self {
-            sessions: Mutex::default(),
-            live: Mutex::default(),
-            ended: Default::default(),
-            closures: broadcast::channel(CLOSURE_QUEUE).0,
-        }
-    }
+    /// Set once the server stops; read and written under the sessions lock,
+    /// so a session opens either before (and is told) or not at all.
+    stopping: AtomicBool,
 }
 
 /// Held by the widget socket's task; when it is dropped the widget is gone
@@ -45,6 +30,7 @@ pub struct WidgetGuard {
 
 impl Drop for WidgetGuard {
     fn drop(&mut self) {
+        self.session.close_mailbox();
         // Already finished is the normal case after a payload or expiry.
         let _ = self.session.finish(Outcome::WidgetGone);
         if let Some(outcome) = self.session.outcome() {
@@ -61,9 +47,14 @@ impl Drop for WidgetGuard {
     }
 }
 
-/// The tenant already has as many waiting sessions as it may.
+/// Why a session could not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManySessions;
+pub enum NotOpened {
+    /// The tenant already has as many waiting sessions as it may.
+    TooManySessions,
+    /// The server is stopping.
+    Stopping,
+}
 
 impl Registry {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
@@ -76,17 +67,21 @@ impl Registry {
         self: &Arc<Self>,
         session: Session,
         per_tenant: usize,
-    ) -> Result<(Arc<Session>, WidgetGuard), TooManySessions> {
+    ) -> Result<(Arc<Session>, WidgetGuard), NotOpened> {
+        let mut map = self.map();
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(NotOpened::Stopping);
+        }
         {
             let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
             let count = live.entry(session.tenant_id.clone()).or_insert(0);
             if *count >= per_tenant {
-                return Err(TooManySessions);
+                return Err(NotOpened::TooManySessions);
             }
             *count += 1;
         }
         let session = Arc::new(session);
-        self.map().insert(session.id.clone(), session.clone());
+        map.insert(session.id.clone(), session.clone());
         Ok((session.clone(), WidgetGuard { session, registry: self.clone() }))
     }
 
@@ -134,16 +129,22 @@ impl Registry {
     }
 
     /// Ends every session of a tenant and tells its widget sockets to close.
+    /// A widget that opens a session after this must check its tenant again.
     pub fn close_tenant(&self, tenant_id: &str) {
         for session in self.map().values().filter(|s| s.tenant_id == tenant_id) {
-            let _ = session.finish(Outcome::WidgetGone);
+            if session.finish(Outcome::WidgetGone).is_ok() {
+                session.notify_closed(Closing::TenantDisabled);
+            }
         }
-        // No receiver just means no widget socket is open.
-        let _ = self.closures.send(tenant_id.to_owned());
     }
 
-    /// Tenant closures, for a widget socket's task to watch.
-    pub fn closures(&self) -> broadcast::Receiver<String> {
-        self.closures.subscribe()
+    /// Tells every waiting widget the server is stopping, and opens no more
+    /// sessions.
+    pub fn close_all(&self) {
+        let map = self.map();
+        self.stopping.store(true, Ordering::Relaxed);
+        for session in map.values() {
+            session.notify_closed(Closing::Stopping);
+        }
     }
 }

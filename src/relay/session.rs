@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::protocol::{PublicKey, SessionId, now_ms};
 
@@ -41,7 +41,7 @@ enum State {
     Finished(Outcome),
 }
 
-/// Messages from the phone side to the widget socket's task.
+/// What the phone side tells the widget socket's task.
 #[derive(Debug)]
 pub enum Event {
     Scanned,
@@ -53,6 +53,20 @@ pub enum Event {
     Denied,
     /// The server refused the login for a risk signal; the text says why.
     Refused(String),
+    /// The server ended the session for a reason of its own.
+    Closed(Closing),
+}
+
+/// Why the server itself ends a waiting session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Its tenant was disabled or deleted.
+    TenantDisabled,
+    /// The server is stopping.
+    Stopping,
+    /// A confirm could not be recorded in the audit log, so its payload was
+    /// not delivered.
+    Unrecorded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -75,7 +89,19 @@ pub struct Session {
     state: Mutex<State>,
     /// Whether a phone ever looked, which outlives the state's own answer.
     scanned: AtomicBool,
-    events: mpsc::Sender<Event>,
+    /// Events for the widget's task, and the bell that wakes it. A session
+    /// produces at most a scan notice and one last word, so a slot each is
+    /// enough, and lighter than a channel for every waiting widget.
+    mailbox: Mutex<Mailbox>,
+    bell: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Mailbox {
+    scanned: bool,
+    last: Option<Event>,
+    /// The widget's task stopped listening; nothing posted will be read.
+    closed: bool,
 }
 
 impl Session {
@@ -84,7 +110,6 @@ impl Session {
         public_key: PublicKey,
         lifetime_ms: i64,
         widget: WidgetMeta,
-        events: mpsc::Sender<Event>,
     ) -> Self {
         let created_at = now_ms();
         Self {
@@ -96,8 +121,61 @@ impl Session {
             widget,
             state: Mutex::new(State::Pending),
             scanned: AtomicBool::new(false),
-            events,
+            mailbox: Mutex::default(),
+            bell: Notify::new(),
         }
+    }
+
+    fn mailbox(&self) -> std::sync::MutexGuard<'_, Mailbox> {
+        self.mailbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Leaves an event for the widget's task; the event comes back if the
+    /// task has stopped listening.
+    fn post(&self, event: Event) -> Result<(), Event> {
+        {
+            let mut mailbox = self.mailbox();
+            if mailbox.closed {
+                return Err(event);
+            }
+            match event {
+                Event::Scanned => mailbox.scanned = true,
+                // The first last word stands: a payload on its way is not
+                // replaced by a later closing, nor the other way round.
+                last if mailbox.last.is_some() => return Err(last),
+                last => mailbox.last = Some(last),
+            }
+        }
+        self.bell.notify_one();
+        Ok(())
+    }
+
+    /// The next event for the widget, waiting until there is one. The scan
+    /// notice comes before the last word if both are waiting.
+    pub async fn next_event(&self) -> Event {
+        loop {
+            {
+                let mut mailbox = self.mailbox();
+                if std::mem::take(&mut mailbox.scanned) {
+                    return Event::Scanned;
+                }
+                if let Some(last) = mailbox.last.take() {
+                    return last;
+                }
+            }
+            // A ring between the look above and this wait is kept as a
+            // permit, so it is not missed.
+            self.bell.notified().await;
+        }
+    }
+
+    /// The widget's task stopped listening: whatever waits is dropped (a
+    /// phone waiting on delivery then hears that), later posts fail.
+    pub fn close_mailbox(&self) {
+        let mut mailbox = self.mailbox();
+        mailbox.closed = true;
+        mailbox.scanned = false;
+        mailbox.last = None;
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -132,9 +210,9 @@ impl Session {
         }
         *state = State::Scanned;
         self.scanned.store(true, Ordering::Relaxed);
-        // A full queue means the widget is not reading; the scan notice is
-        // only informative, so it is not worth waiting for.
-        let _ = self.events.try_send(Event::Scanned);
+        // The scan notice is only informative: a widget that stopped
+        // listening does not need it.
+        let _ = self.post(Event::Scanned);
         Ok(false)
     }
 
@@ -160,7 +238,7 @@ impl Session {
     pub async fn deliver(&self, sealed: String, wait: Duration) -> Result<(), RelayError> {
         let (delivered, taken) = oneshot::channel();
         let event = Event::Payload { sealed, delivered };
-        let handed = match self.events.send(event).await {
+        let handed = match self.post(event) {
             Ok(()) => matches!(tokio::time::timeout(wait, taken).await, Ok(Ok(()))),
             Err(_) => false,
         };
@@ -174,15 +252,20 @@ impl Session {
 
     /// Tells the widget the user declined. The caller must have won
     /// `finish(Denied)`.
-    pub async fn notify_denied(&self) {
+    pub fn notify_denied(&self) {
         // If the widget has gone there is no one left to tell.
-        let _ = self.events.send(Event::Denied).await;
+        let _ = self.post(Event::Denied);
     }
 
     /// Tells the widget the server refused the login. The caller must have
     /// won `finish(Denied)`.
-    pub async fn notify_refused(&self, message: String) {
-        let _ = self.events.send(Event::Refused(message)).await;
+    pub fn notify_refused(&self, message: String) {
+        let _ = self.post(Event::Refused(message));
+    }
+
+    /// Tells the widget the server ended the session, for `why`.
+    pub fn notify_closed(&self, why: Closing) {
+        let _ = self.post(Event::Closed(why));
     }
 
     pub fn outcome(&self) -> Option<Outcome> {

@@ -2,7 +2,7 @@
 
 use keyri::protocol::messages::{SessionStatus, WidgetOut};
 
-use crate::support::{TestApp, seal_for};
+use crate::support::{Frame, PROMPT, TestApp, next_frame, seal_for};
 
 #[tokio::test]
 async fn a_confirmed_login_delivers_the_payload_to_the_widget_that_asked() {
@@ -199,11 +199,53 @@ async fn a_phone_refuses_to_seal_when_the_key_does_not_match_the_code() {
 
 #[tokio::test]
 async fn stopping_the_server_closes_widget_sockets() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
     let app = TestApp::start().await;
     let mut widget = app.widget().await;
     let stop = tokio::spawn(app.stop());
-    widget.expect_closed().await;
+    // A close frame of the server's own, not a dropped connection.
+    let close = loop {
+        match tokio::time::timeout(PROMPT, widget.ws.next()).await.expect("in time") {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => break other,
+        }
+    };
+    let Some(Ok(Message::Close(Some(frame)))) = close else { panic!("got {close:?}") };
+    assert_eq!(frame.code, CloseCode::Away);
+    assert_eq!(frame.reason.as_str(), "server stopping");
     stop.await.expect("stopped");
+}
+
+/// A tenant disabled while its widget was still to say hello: the hello
+/// gets `tenant_disabled`, and no session opens.
+#[tokio::test]
+async fn a_tenant_disabled_before_the_hello_opens_no_session() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = TestApp::start().await;
+    let app_key = app.add_tenant("Late", &[], true);
+    let mut ws = app.connect(&app_key, None).await.expect("opens");
+    let id = app.running.directory.find(&app_key).expect("tenant").id;
+    app.running.directory.update(&id, |t| t.enabled = false).expect("disabled");
+    app.running.registry.close_tenant(&id);
+
+    let key = keyri::protocol::hpke::uncompressed(
+        &p256::SecretKey::from_slice(&[9; 32]).expect("key").public_key(),
+    );
+    let hello =
+        format!(r#"{{"type":"hello","publicKey":"{}"}}"#, keyri::protocol::b64::encode(&key));
+    ws.send(Message::text(hello)).await.expect("sent");
+    match next_frame(&mut ws).await {
+        Frame::Json(WidgetOut::Error { error, .. }) => assert_eq!(error, "tenant_disabled"),
+        other => panic!("expected tenant_disabled, got {other:?}"),
+    }
+    assert!(matches!(next_frame(&mut ws).await, Frame::Closed));
+    assert_eq!(app.running.registry.open_count_for(&id), 0);
+    app.stop().await;
 }
 
 #[tokio::test]
