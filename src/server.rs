@@ -93,7 +93,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
 
     let (audit, audit_writer) = match config.audit.enabled {
         true => {
-            let (log, writer) = AuditLog::start(directory.clone(), config.audit.retention_days);
+            let (log, writer) = AuditLog::start(directory.clone(), &config.audit);
             (log, Some(writer))
         }
         false => {
@@ -198,6 +198,7 @@ impl Running {
     /// Stops accepting, closes widget sockets, and waits for the rest.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        self.registry.close_all();
         self.admin.stop().await;
         self.handle.stop(true).await;
         let _ = self.done.await;

@@ -1,7 +1,8 @@
-//! Group commit: one writer thread, a bounded queue in front of it. Every
-//! record waiting when a commit starts goes into that commit, and each caller
-//! is released once its record is durable. A full queue makes callers wait;
-//! nothing is dropped.
+//! Group commit: one writer thread, a bounded queue in front of it. The writer
+//! takes a record, waits up to the commit delay for more (or until the batch
+//! is full), and commits them in one transaction; each caller is released
+//! once its record is durable. A full queue makes callers wait; nothing is
+//! dropped.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Event, Record};
+use crate::config::AuditConfig;
 use crate::directory::Directory;
 use crate::protocol::{b64, now_ms};
 
@@ -56,13 +58,14 @@ pub struct Writer {
 }
 
 impl AuditLog {
-    /// Starts the writer. Retention removes records older than
-    /// `retention_days` (0 keeps everything).
-    pub fn start(directory: Arc<Directory>, retention_days: u32) -> (Self, Writer) {
+    /// Starts the writer with the retention and commit delay of `config`.
+    pub fn start(directory: Arc<Directory>, config: &AuditConfig) -> (Self, Writer) {
         let (queue, inbox) = mpsc::channel(QUEUE);
+        let retention_days = config.retention_days;
+        let delay = Duration::from_millis(config.commit_delay_ms.into());
         let thread = std::thread::Builder::new()
             .name("keyri-audit".into())
-            .spawn(move || run(directory, inbox, retention_days))
+            .spawn(move || run(directory, inbox, retention_days, delay))
             .expect("the audit writer thread starts");
         (Self { queue: Some(queue.clone()) }, Writer { queue, thread: Some(thread) })
     }
@@ -119,7 +122,12 @@ impl Writer {
     }
 }
 
-fn run(directory: Arc<Directory>, mut inbox: mpsc::Receiver<Message>, retention_days: u32) {
+fn run(
+    directory: Arc<Directory>,
+    mut inbox: mpsc::Receiver<Message>,
+    retention_days: u32,
+    delay: Duration,
+) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build();
     let Ok(runtime) = runtime else {
         tracing::error!("the audit writer cannot start");
@@ -145,12 +153,24 @@ fn run(directory: Arc<Directory>, mut inbox: mpsc::Receiver<Message>, retention_
                 }
                 Some(Message::Close) | None => true,
             };
-            // Everything that queued up while the last commit ran joins this one.
+            // Everything that queued up while the last commit ran joins this
+            // one, and so does whatever arrives within the delay.
+            let deadline = tokio::time::Instant::now() + delay;
             while batch.len() < MAX_BATCH && !closing {
-                match inbox.try_recv() {
-                    Ok(Message::Record(pending)) => batch.push(pending),
-                    Ok(Message::Close) => closing = true,
-                    Err(_) => break,
+                let next = match inbox.try_recv() {
+                    Ok(message) => Some(message),
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    Err(mpsc::error::TryRecvError::Empty) if delay.is_zero() => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(deadline, inbox.recv()).await {
+                            Ok(message) => message,
+                            Err(_) => break,
+                        }
+                    }
+                };
+                match next {
+                    Some(Message::Record(pending)) => batch.push(pending),
+                    Some(Message::Close) | None => closing = true,
                 }
             }
             commit(&directory, &mut batch);

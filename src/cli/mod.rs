@@ -100,8 +100,7 @@ pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
             let directory = Arc::new(Directory::new(store).map_err(|e| e.to_string())?);
             let (audit, writer) = match command.records() && config.audit.enabled {
                 true => {
-                    let (log, writer) =
-                        AuditLog::start(directory.clone(), config.audit.retention_days);
+                    let (log, writer) = AuditLog::start(directory.clone(), &config.audit);
                     (log, Some(writer))
                 }
                 false => (AuditLog::disabled(), None),

@@ -19,7 +19,7 @@ use crate::protocol::messages::{
     ConfirmRequest, MobileInfo, SessionStatus, SessionView, StatusResponse, WidgetInfo,
 };
 use crate::protocol::{SessionId, b64, hpke};
-use crate::relay::{Outcome, Session};
+use crate::relay::{Closing, Outcome, Session};
 use crate::risk::{self, Assessment, Sides};
 use crate::tenants::Tenant;
 
@@ -78,12 +78,23 @@ pub async fn confirm(
     let origin = session.widget.origin.as_deref();
     state.confirmed.record(&session.id, &tenant.id, origin, crate::protocol::now_ms());
     let started = std::time::Instant::now();
+    // The record is durable before the payload leaves: no login reaches a
+    // browser unrecorded, whenever the server may crash.
+    if let Err(e) = audit(&state, &tenant, &session, ip, action::SESSION_CONFIRM).await {
+        state.confirmed.forget(&session.id);
+        session.notify_closed(Closing::Unrecorded);
+        return Err(e);
+    }
     if let Err(gone) = session.deliver(request.sealed, DELIVERY_TIMEOUT).await {
         state.confirmed.forget(&session.id);
+        let undelivered =
+            audit_event(&tenant, &session, ip, action::SESSION_CONFIRM).outcome("widget_gone");
+        if let Err(e) = state.audit.record(undelivered).await {
+            tracing::error!(error = %e, "undelivered confirm not audited");
+        }
         return Err(gone.into());
     }
     state.defences.metrics.relayed(started.elapsed());
-    audit(&state, &tenant, &session, ip, action::SESSION_CONFIRM).await?;
     tracing::info!(tenant = %tenant.id, session = %session.id, "session confirmed");
 
     Ok(status("confirmed"))
@@ -98,8 +109,11 @@ pub async fn deny(
 
     let session = find_session(&state, &tenant, &path)?;
     session.finish(Outcome::Denied)?;
-    session.notify_denied().await;
-    audit(&state, &tenant, &session, ip, action::SESSION_DENY).await?;
+    let recorded = audit(&state, &tenant, &session, ip, action::SESSION_DENY).await;
+    // Declining lets no one in, so the widget hears it even if the record
+    // failed; the phone then gets the error.
+    session.notify_denied();
+    recorded?;
     tracing::info!(tenant = %tenant.id, session = %session.id, "session denied");
 
     Ok(status("denied"))
@@ -113,12 +127,16 @@ async fn audit(
     ip: IpAddr,
     action: &'static str,
 ) -> Result<(), ApiError> {
-    let actor = Actor::Anonymous { ip: ip.to_string() };
-    let event = Event::new(Some(&tenant.id), actor, action)
-        .detail("session", session.id.to_string())
-        .detail("origin", session.widget.origin.clone());
+    let event = audit_event(tenant, session, ip, action);
     state.audit.record(event).await.map_err(ApiError::internal)?;
     Ok(())
+}
+
+fn audit_event(tenant: &Tenant, session: &Session, ip: IpAddr, action: &'static str) -> Event {
+    let actor = Actor::Anonymous { ip: ip.to_string() };
+    Event::new(Some(&tenant.id), actor, action)
+        .detail("session", session.id.to_string())
+        .detail("origin", session.widget.origin.clone())
 }
 
 fn status(status: &str) -> HttpResponse {
@@ -180,12 +198,14 @@ async fn refuse(
         return ended.into();
     }
     let message = risk::refusal_message(signal);
-    session.notify_refused(message.clone()).await;
     let actor = Actor::Anonymous { ip: ip.to_string() };
     let event = Event::new(Some(&tenant.id), actor, action::SESSION_REFUSE)
         .outcome(signal)
         .detail("session", session.id.to_string());
-    if let Err(e) = state.audit.record(event).await {
+    let recorded = state.audit.record(event).await;
+    // A refusal lets no one in, so the widget hears it whatever the record.
+    session.notify_refused(message.clone());
+    if let Err(e) = recorded {
         return ApiError::internal(e);
     }
     tracing::info!(tenant = %tenant.id, session = %session.id, signal, "session refused");

@@ -383,7 +383,10 @@ async fn retention_removes_old_records_and_the_chain_still_verifies_from_its_che
         .expect("appended");
     let directory = Arc::new(keyri::directory::Directory::new(store).expect("directory"));
 
-    let (log, writer) = AuditLog::start(directory.clone(), 2);
+    let (log, writer) = AuditLog::start(
+        directory.clone(),
+        &keyri::config::AuditConfig { retention_days: 2, ..Default::default() },
+    );
     let seq = log
         .record(keyri::audit::Event::new(None, Actor::System, "session.expire"))
         .await
@@ -430,5 +433,78 @@ async fn verify_on_a_live_server_sees_one_snapshot_and_no_false_break() {
     for writer in writers {
         writer.await.expect("writer");
     }
+    app.stop().await;
+}
+
+/// The confirm's record is on disk before its payload leaves: with the
+/// database held by a slow commit, the widget hears nothing until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payload_leaves_only_after_its_confirm_is_recorded() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let app = TestApp::start().await;
+    let mut widget = app.widget().await;
+    let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
+    assert_eq!(widget.next().await, WidgetOut::Scanned);
+
+    let released = Arc::new(AtomicBool::new(false));
+    let (directory, flag) = (app.running.directory.clone(), released.clone());
+    let holder = tokio::task::spawn_blocking(move || {
+        directory.with_store(|s| {
+            s.append_audit(1, |seq, prev| {
+                std::thread::sleep(Duration::from_millis(400));
+                flag.store(true, Ordering::SeqCst);
+                serde_json::json!({"seq": seq, "at": keyri::protocol::now_ms(),
+                    "tenant": null, "actor": {"kind": "system"}, "action": "test.hold",
+                    "outcome": "success", "details": {},
+                    "prev": keyri::protocol::b64::encode(prev)})
+                .to_string()
+                .into_bytes()
+            })
+        })
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let phone = app.phone();
+    let confirm = tokio::spawn(async move { phone.confirm(&login, b"token").await });
+
+    let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
+    assert!(released.load(Ordering::SeqCst), "the payload left before its record was written");
+    assert_eq!(widget.open(&sealed), b"token");
+    confirm.await.expect("task").expect("confirmed");
+    holder.await.expect("task").expect("held");
+
+    let data = app.config.storage.data_dir.clone();
+    let records = tokio::task::spawn_blocking(move || export(&data, &[])).await.expect("ran");
+    let confirms: Vec<&Value> =
+        records.iter().filter(|r| r["action"] == "session.confirm").collect();
+    assert_eq!(confirms.len(), 1, "{records:?}");
+    assert_eq!(confirms[0]["details"]["session"], widget.session_id.as_str());
+    assert_eq!(confirms[0]["outcome"], "success");
+    app.stop().await;
+}
+
+/// A confirm whose widget has gone is recorded twice: the confirm, then
+/// that nothing was delivered.
+#[tokio::test]
+async fn a_confirm_that_cannot_be_delivered_is_recorded_as_such() {
+    let app = TestApp::start().await;
+    let widget = app.widget().await;
+    let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
+    let session = widget.session_id.clone();
+    let registered = app.running.registry.get(&session).expect("session");
+    // The socket's task stops listening while the session is still open, as
+    // when a browser vanishes without a close the server has yet to notice.
+    registered.close_mailbox();
+    let answer = app.phone().confirm(&login, b"token").await;
+    assert!(answer.is_err(), "nothing was delivered: {answer:?}");
+
+    let data = app.config.storage.data_dir.clone();
+    let records = tokio::task::spawn_blocking(move || export(&data, &[])).await.expect("ran");
+    let outcomes: Vec<&str> = records
+        .iter()
+        .filter(|r| r["action"] == "session.confirm")
+        .map(|r| r["outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(outcomes, ["success", "widget_gone"], "{records:?}");
     app.stop().await;
 }
