@@ -76,10 +76,10 @@ pub struct AuditConfig {
     pub enabled: bool,
     /// Records older than this many days are removed; 0 keeps everything.
     pub retention_days: u32,
-    /// How long the writer waits for more records before it commits the
+    /// Microseconds the writer waits for more records before it commits the
     /// first one, so that one disk flush serves several calls; 0 commits at
     /// once (records that queue during a commit still share the next one).
-    pub commit_delay_ms: u32,
+    pub commit_delay_us: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,7 +232,7 @@ impl Default for DemoConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { enabled: true, retention_days: 400, commit_delay_ms: 1 }
+        Self { enabled: true, retention_days: 400, commit_delay_us: 1000 }
     }
 }
 

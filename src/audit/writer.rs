@@ -1,8 +1,7 @@
 //! Group commit: one writer thread, a bounded queue in front of it. The writer
-//! takes a record, waits up to the commit delay for more (or until the batch
-//! is full), and commits them in one transaction; each caller is released
-//! once its record is durable. A full queue makes callers wait; nothing is
-//! dropped.
+//! takes a record, waits the commit delay for more, and commits what came (up
+//! to a full batch) in one transaction; each caller is released once its
+//! record is durable. A full queue makes callers wait; nothing is dropped.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -62,7 +61,7 @@ impl AuditLog {
     pub fn start(directory: Arc<Directory>, config: &AuditConfig) -> (Self, Writer) {
         let (queue, inbox) = mpsc::channel(QUEUE);
         let retention_days = config.retention_days;
-        let delay = Duration::from_millis(config.commit_delay_ms.into());
+        let delay = Duration::from_micros(config.commit_delay_us.into());
         let thread = std::thread::Builder::new()
             .name("keyri-audit".into())
             .spawn(move || run(directory, inbox, retention_days, delay))
@@ -153,24 +152,18 @@ fn run(
                 }
                 Some(Message::Close) | None => true,
             };
-            // Everything that queued up while the last commit ran joins this
-            // one, and so does whatever arrives within the delay.
-            let deadline = tokio::time::Instant::now() + delay;
+            // Whatever arrives within the delay joins this commit, as does
+            // everything that queued up while the last one ran. The thread
+            // is the writer's own, so it sleeps: the runtime's timers are
+            // too coarse for a fraction of a millisecond.
+            if !delay.is_zero() && !closing {
+                std::thread::sleep(delay);
+            }
             while batch.len() < MAX_BATCH && !closing {
-                let next = match inbox.try_recv() {
-                    Ok(message) => Some(message),
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                    Err(mpsc::error::TryRecvError::Empty) if delay.is_zero() => break,
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        match tokio::time::timeout_at(deadline, inbox.recv()).await {
-                            Ok(message) => message,
-                            Err(_) => break,
-                        }
-                    }
-                };
-                match next {
-                    Some(Message::Record(pending)) => batch.push(pending),
-                    Some(Message::Close) | None => closing = true,
+                match inbox.try_recv() {
+                    Ok(Message::Record(pending)) => batch.push(pending),
+                    Ok(Message::Close) => closing = true,
+                    Err(_) => break,
                 }
             }
             commit(&directory, &mut batch);

@@ -91,6 +91,9 @@ pub async fn connect(
     let meta = Box::new(meta);
     actix_web::rt::spawn(async move {
         let outcome = run(state, tenant, meta, &mut socket, &mut stream).await;
+        // Reading ends before the close goes out, as actix-http then finishes
+        // the connection at once rather than at its next timeout.
+        drop(stream);
         let _ = socket.close(Some(outcome)).await;
         drop(slot);
     });
