@@ -69,6 +69,9 @@ pub struct DemoConfig {
     pub enabled: bool,
 }
 
+/// The longest a group commit may wait for more records: 50 ms.
+pub const MAX_COMMIT_DELAY_US: u32 = 50_000;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
@@ -377,6 +380,12 @@ impl Config {
                 "sessions.lifetime_secs must be between 1 and 600".into(),
             ));
         }
+        if self.audit.commit_delay_us > MAX_COMMIT_DELAY_US {
+            return Err(ConfigError::Invalid(format!(
+                "audit.commit_delay_us is at most {MAX_COMMIT_DELAY_US} (every audited call \
+                 waits for it)"
+            )));
+        }
         if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
             return Err(ConfigError::Invalid(
                 "tls.cert_file and tls.key_file go together: set both or neither".into(),
@@ -539,6 +548,16 @@ mod tests {
         assert_eq!(config.server.public_url, "https://id.example.com/");
         let bound: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         assert_eq!(config.public_url(bound), "https://id.example.com");
+    }
+
+    #[test]
+    fn a_commit_delay_past_its_bound_is_refused_by_name() {
+        let vars = env(&[("KEYRI_AUDIT_COMMIT_DELAY_US", "50001")]);
+        let config = Config::default().with_env(vars).expect("applies");
+        let err = config.validate().expect_err("refused").to_string();
+        assert!(err.contains("audit.commit_delay_us"), "{err}");
+        let vars = env(&[("KEYRI_AUDIT_COMMIT_DELAY_US", "50000")]);
+        Config::default().with_env(vars).expect("applies").validate().expect("at the bound");
     }
 
     #[test]
