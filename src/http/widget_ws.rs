@@ -23,8 +23,6 @@ use crate::protocol::messages::{WidgetIn, WidgetOut};
 use crate::relay::{Closing, Event, NotOpened, Outcome, Session, WidgetMeta};
 use crate::tenants::Tenant;
 
-// TODO: bring a waiting widget below 16 KiB; actix-http keeps an 8 KiB read and
-// an 8 KiB write buffer per connection, 18.3 KiB in all as measured.
 /// Seconds after which a client at its socket cap may try again.
 const SOCKET_RETRY_SECS: u64 = 5;
 /// Longest User-Agent kept for display to the phone.
