@@ -181,6 +181,9 @@ fn run(
     });
 }
 
+// TODO: make a commit cheaper; each costs about 250-300 us of CPU (some nine
+// page writes and an fdatasync) however few records it holds, which keeps a
+// login at a steady 1,000/s above 250 us of server CPU.
 fn commit(directory: &Directory, batch: &mut Vec<Pending>) {
     if batch.is_empty() {
         return;
