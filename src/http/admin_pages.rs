@@ -199,12 +199,16 @@ pub async fn logout(
     Ok(response)
 }
 
+/// What an unknown, used or expired setup link answers.
+const SETUP_LINK_GONE: &str = "this setup link is unknown, already used or expired; \
+     create an admin on the server with `keyri admin create`";
+
 pub async fn setup_form(
     query: web::Query<SetupQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     if !state.admin.setup.is_valid(&query.token, now_ms()) {
-        return Err(ApiError::NotFound.into());
+        return Err(ApiError::Missing(SETUP_LINK_GONE).into());
     }
     let body = SetupPage { token: &query.token }.render().map_err(ApiError::internal)?;
     Ok(page(body))
@@ -217,7 +221,7 @@ pub async fn setup(
 ) -> Result<HttpResponse, PageError> {
     check_origin(&req, &state)?;
     if !state.admin.setup.is_valid(&form.token, now_ms()) {
-        return Err(ApiError::NotFound.into());
+        return Err(ApiError::Missing(SETUP_LINK_GONE).into());
     }
 
     let form = form.into_inner();

@@ -24,6 +24,7 @@ async fn the_setup_link_creates_the_first_admin_once() {
 
     let again = stranger.get(&format!("/admin/setup?token={token}")).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "single use");
+    assert!(again.body.contains("keyri admin create"), "says what to do: {}", again.body);
     let form = [("token", token.as_str()), ("name", "mallory"), ("password", PASSWORD)];
     let reused = stranger.post("/admin/setup", &form).await;
     assert_eq!(reused.status, StatusCode::NOT_FOUND);
