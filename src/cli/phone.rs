@@ -12,7 +12,7 @@ use p256::ecdsa::SigningKey;
 
 use crate::backend_api::BackendClient;
 use crate::phone::device::{self, FileKeyStore, KeyStore};
-use crate::phone::{PendingLogin, PhoneClient, qr_image};
+use crate::phone::{PendingLogin, PhoneClient, PhoneError, qr_image};
 use crate::protocol::now_ms;
 use crate::protocol::qr::QrLogin;
 
@@ -120,11 +120,11 @@ pub fn run(command: PhoneCommand) -> Result<(), String> {
                 };
                 show(&login);
                 if !yes && !ask("Approve this login?")? {
-                    client.deny(&login.session_id).await.map_err(|e| e.to_string())?;
+                    client.deny(&login.session_id).await.map_err(explain)?;
                     println!("Denied.");
                     return Ok(());
                 }
-                client.confirm(&login, &payload).await.map_err(|e| e.to_string())?;
+                client.confirm(&login, &payload).await.map_err(explain)?;
                 println!("Approved: the payload was sealed and handed to the browser.");
                 Ok(())
             }
@@ -134,7 +134,7 @@ pub fn run(command: PhoneCommand) -> Result<(), String> {
             PhoneCommand::Deny { target } => {
                 let (client, login) = fetch(&target).await?;
                 show(&login);
-                client.deny(&login.session_id).await.map_err(|e| e.to_string())?;
+                client.deny(&login.session_id).await.map_err(explain)?;
                 println!("Denied.");
                 Ok(())
             }
@@ -194,9 +194,27 @@ async fn fetch(target: &Target) -> Result<(PhoneClient, PendingLogin), String> {
     let text = read_code(&target.code)?;
     let qr = QrLogin::parse(&text).map_err(|e| e.to_string())?;
     let server = &target.server;
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        return Err(format!(
+            "--server must start with http:// or https://, such as http://127.0.0.1:8080 \
+             (got {server:?})"
+        ));
+    }
     let client = PhoneClient::new(server, &target.app_key);
-    let login = client.fetch(&qr).await.map_err(|e| e.to_string())?;
+    let login = client.fetch(&qr).await.map_err(explain)?;
     Ok((client, login))
+}
+
+/// Says what a failed phone call means for the person at the phone.
+fn explain(error: PhoneError) -> String {
+    let hint = match error.code() {
+        Some("not_found") => "the code is unknown or has expired; show a new code and try again",
+        Some("already_finished") => "this login was already confirmed or denied",
+        Some("widget_gone") => "the page that showed the code has closed or lost its connection",
+        Some("forbidden") => "the server does not know this app key, or its tenant is disabled",
+        _ => return error.to_string(),
+    };
+    format!("{hint} ({error})")
 }
 
 /// The code's text, read from a PNG when `code` names one.
