@@ -363,6 +363,7 @@ pub fn tenant_json(tenant: &Tenant) -> Value {
         "enabled": tenant.enabled,
         "createdAt": tenant.created_at,
         "secrets": secrets,
+        "previousAppKeys": tenant.previous_app_keys,
     })
 }
 

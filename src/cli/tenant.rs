@@ -126,6 +126,14 @@ fn print(value: &Value, json: bool) {
     for row in rows {
         println!("{}  {}", row["id"].as_str().unwrap_or(""), row["name"].as_str().unwrap_or(""));
         println!("  app key:  {}", row["appKey"].as_str().unwrap_or(""));
+        let now = crate::protocol::now_ms();
+        for old in row["previousAppKeys"].as_array().into_iter().flatten() {
+            let Some(until) = old["expiresAt"].as_i64().filter(|until| *until > now) else {
+                continue;
+            };
+            let key = old["appKey"].as_str().unwrap_or("");
+            println!("  previous app key: {key} (accepted until {})", super::format_time(until));
+        }
         let origins: Vec<&str> = row["origins"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())

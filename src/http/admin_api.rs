@@ -55,7 +55,6 @@ fn tenant_view(tenant: &Tenant) -> Value {
     let mut out = tenant_json(tenant);
     out["sessionLifetimeSecs"] = json!(tenant.session_lifetime_secs);
     out["maxSealedBytes"] = json!(tenant.max_sealed_bytes);
-    out["previousAppKeys"] = json!(tenant.previous_app_keys);
     out
 }
 

@@ -133,6 +133,9 @@ async fn tenant_disable_and_app_key_rotation_work_through_the_running_server() {
     assert_ne!(new_key, app_key);
     assert!(rotated["previousValidUntil"].is_i64());
     assert!(app.connect(&app_key, None).await.is_ok(), "old key within the overlap");
+    let listed = ok(&keyri(&["tenant", "list"], &data, ""));
+    let line = format!("previous app key: {app_key} (accepted until ");
+    assert!(listed.contains(&line), "the list shows the key still accepted: {listed}");
 
     let disabled = keyri(&["tenant", "disable", "Shell", "--json"], &data, "");
     let disabled: Value = serde_json::from_str(&ok(&disabled)).expect("json");
