@@ -13,6 +13,7 @@ use super::admin_session::{
 };
 use super::client::client_ip;
 use super::error::ApiError;
+use super::form::Form;
 use crate::admin::{AdminName, Password, accounts, csrf};
 use crate::audit::{Actor, Event, action};
 use crate::protocol::now_ms;
@@ -97,7 +98,7 @@ fn login_page(
 
 pub async fn login(
     req: HttpRequest,
-    form: web::Form<LoginForm>,
+    form: Form<LoginForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     check_origin(&req, &state)?;
@@ -177,7 +178,7 @@ fn start_session(state: &AppState, admin: &str) -> HttpResponse {
 
 pub async fn logout(
     req: HttpRequest,
-    form: web::Form<CsrfForm>,
+    form: Form<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
@@ -216,7 +217,7 @@ pub async fn setup_form(
 
 pub async fn setup(
     req: HttpRequest,
-    form: web::Form<SetupForm>,
+    form: Form<SetupForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     check_origin(&req, &state)?;

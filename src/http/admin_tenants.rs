@@ -1,7 +1,5 @@
 //! Dashboard pages for tenants and their keys: the list, one tenant with its
 //! settings, secrets, app key and recent activity, and every change to them.
-// TODO: give the dashboard's form bodies the same read deadline as the API's
-// (limits.request_body_timeout_secs); actix's form extractor has none.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -15,6 +13,7 @@ use super::admin_session::{
 };
 use super::client::client_ip;
 use super::error::ApiError;
+use super::form::Form;
 use crate::admin::SignedIn;
 use crate::admin::audit_query::{self, AuditFilter};
 use crate::admin::manage::{self, By, Issued};
@@ -195,7 +194,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 
 pub async fn create(
     req: HttpRequest,
-    form: web::Form<SettingsForm>,
+    form: Form<SettingsForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
@@ -272,7 +271,7 @@ pub async fn live(
 pub async fn update(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<SettingsForm>,
+    form: Form<SettingsForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
@@ -289,7 +288,7 @@ pub async fn update(
 pub async fn disable(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: Form<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     set_enabled(req, path.into_inner(), &form.csrf, state, false).await
@@ -298,7 +297,7 @@ pub async fn disable(
 pub async fn enable(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: Form<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     set_enabled(req, path.into_inner(), &form.csrf, state, true).await
@@ -326,7 +325,7 @@ async fn set_enabled(
 pub async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<DeleteForm>,
+    form: Form<DeleteForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
@@ -344,7 +343,7 @@ pub async fn delete(
 pub async fn create_secret(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<SecretForm>,
+    form: Form<SecretForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
@@ -360,7 +359,7 @@ pub async fn create_secret(
 pub async fn rotate_secret(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<SecretForm>,
+    form: Form<SecretForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
@@ -380,7 +379,7 @@ pub async fn rotate_secret(
 pub async fn revoke_secret(
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    form: Form<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
@@ -396,7 +395,7 @@ pub async fn revoke_secret(
 pub async fn rotate_app_key(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<OverlapForm>,
+    form: Form<OverlapForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;

@@ -8,6 +8,7 @@ use super::admin_pages::CsrfForm;
 use super::admin_session::{PageError, blocking, check_form, page, see_other, signed_in};
 use super::client::client_ip;
 use super::error::ApiError;
+use super::form::Form;
 use crate::admin::{AdminName, tokens};
 use crate::audit::{Actor, Event, action};
 use crate::cli::format_time;
@@ -51,7 +52,7 @@ fn render(
 
 pub async fn create(
     req: HttpRequest,
-    form: web::Form<CsrfForm>,
+    form: Form<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;
@@ -71,7 +72,7 @@ pub async fn create(
 pub async fn revoke(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: Form<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let admin = check_form(&req, &state, &form.csrf)?;

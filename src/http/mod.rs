@@ -12,6 +12,7 @@ pub mod client;
 pub mod defences;
 mod demo_backend;
 pub mod error;
+mod form;
 mod health;
 mod pages;
 mod phone;

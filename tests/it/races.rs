@@ -280,14 +280,16 @@ mod revocation {
     }
 }
 
-#[tokio::test]
-async fn a_client_trickling_a_body_is_cut_off() {
+/// Sends a request head announcing a 1,000-byte body, then trickles one
+/// byte every half second; returns the answer and how long it took.
+async fn trickle(app: &TestApp, path: &str, content_type: &str) -> (String, Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let app = TestApp::start_with(|c| c.limits.request_body_timeout_secs = 1).await;
     let mut stream = tokio::net::TcpStream::connect(app.running.addr).await.expect("connects");
-    let head = "POST /demo/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-                Content-Length: 1000\r\n\r\n{";
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n\
+         Content-Length: 1000\r\n\r\nx"
+    );
     stream.write_all(head.as_bytes()).await.expect("sent");
     let started = std::time::Instant::now();
     let mut answer = Vec::new();
@@ -304,9 +306,46 @@ async fn a_client_trickling_a_body_is_cut_off() {
             }
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(4), "held open {:?}", started.elapsed());
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+}
+
+#[tokio::test]
+async fn a_client_trickling_a_body_is_cut_off() {
+    let app = TestApp::start_with(|c| c.limits.request_body_timeout_secs = 1).await;
+    let forms = "application/x-www-form-urlencoded";
+    for (path, content_type) in
+        [("/demo/verify", "application/json"), ("/admin/login", forms), ("/admin/setup", forms)]
+    {
+        let (text, took) = trickle(&app, path, content_type).await;
+        assert!(took < Duration::from_secs(4), "{path} held open {took:?}");
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dashboard_form_over_its_limit_is_refused() {
+    let app = TestApp::start().await;
+    let big = format!("name=admin&password={}", "p".repeat(20_000));
+    let answer = app
+        .http()
+        .post(format!("{}/admin/login", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", app.url.as_str())
+        .body(big)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 413);
+    let as_json = app
+        .http()
+        .post(format!("{}/admin/login", app.url))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(as_json.status(), 400);
     app.stop().await;
 }
 
