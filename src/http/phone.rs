@@ -38,8 +38,8 @@ pub async fn view(
     let session = find_session(&state, &tenant, &path)?;
     let mobile = Mobile::of(&state, ip);
     let assessment = assess(&state, &tenant, &session, &mobile);
-    if let Some(signal) = &assessment.refused {
-        return Err(refuse(&state, &tenant, &session, ip, signal).await);
+    if let Some(signal) = assessment.refused {
+        return Err(refuse(state, tenant, session, ip, signal).await);
     }
     let seen_before = session.mark_scanned()?;
 
@@ -69,23 +69,45 @@ pub async fn confirm(
     let session = find_session(&state, &tenant, &path)?;
     // An app that confirms without looking first meets the same policy.
     let assessment = assess(&state, &tenant, &session, &Mobile::of(&state, ip));
-    if let Some(signal) = &assessment.refused {
-        return Err(refuse(&state, &tenant, &session, ip, signal).await);
+    if let Some(signal) = assessment.refused {
+        return Err(refuse(state, tenant, session, ip, signal).await);
     }
     session.finish(Outcome::Confirmed)?;
     // Known to verification before the widget can hand the payload to its
     // page, so a backend that verifies at once finds the session.
     let origin = session.widget.origin.as_deref();
     state.confirmed.record(&session.id, &tenant.id, origin, crate::protocol::now_ms());
+    to_the_end(deliver(state, tenant, session, ip, request.sealed)).await?;
+    Ok(status("confirmed"))
+}
+
+/// Runs what follows a session's end in a task of its own, so that a phone
+/// whose connection drops meanwhile cannot leave the widget unanswered or
+/// the record unwritten.
+async fn to_the_end<T: 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + 'static,
+) -> Result<T, ApiError> {
+    actix_web::rt::spawn(work).await.map_err(ApiError::internal)?
+}
+
+/// Records a confirm, then hands its payload to the widget.
+async fn deliver(
+    state: web::Data<AppState>,
+    tenant: Arc<Tenant>,
+    session: Arc<Session>,
+    ip: IpAddr,
+    sealed: String,
+) -> Result<(), ApiError> {
     let started = std::time::Instant::now();
     // The record is durable before the payload leaves: no login reaches a
     // browser unrecorded, whenever the server may crash.
     if let Err(e) = audit(&state, &tenant, &session, ip, action::SESSION_CONFIRM).await {
         state.confirmed.forget(&session.id);
+        session.abandon();
         session.notify_closed(Closing::Unrecorded);
         return Err(e);
     }
-    if let Err(gone) = session.deliver(request.sealed, DELIVERY_TIMEOUT).await {
+    if let Err(gone) = session.deliver(sealed, DELIVERY_TIMEOUT).await {
         state.confirmed.forget(&session.id);
         let undelivered =
             audit_event(&tenant, &session, ip, action::SESSION_CONFIRM).outcome("widget_gone");
@@ -96,8 +118,7 @@ pub async fn confirm(
     }
     state.defences.metrics.relayed(started.elapsed());
     tracing::info!(tenant = %tenant.id, session = %session.id, "session confirmed");
-
-    Ok(status("confirmed"))
+    Ok(())
 }
 
 pub async fn deny(
@@ -109,13 +130,16 @@ pub async fn deny(
 
     let session = find_session(&state, &tenant, &path)?;
     session.finish(Outcome::Denied)?;
-    let recorded = audit(&state, &tenant, &session, ip, action::SESSION_DENY).await;
-    // Declining lets no one in, so the widget hears it even if the record
-    // failed; the phone then gets the error.
-    session.notify_denied();
-    recorded?;
-    tracing::info!(tenant = %tenant.id, session = %session.id, "session denied");
-
+    to_the_end(async move {
+        let recorded = audit(&state, &tenant, &session, ip, action::SESSION_DENY).await;
+        // Declining lets no one in, so the widget hears it even if the
+        // record failed; the phone then gets the error.
+        session.notify_denied();
+        recorded?;
+        tracing::info!(tenant = %tenant.id, session = %session.id, "session denied");
+        Ok(())
+    })
+    .await?;
     Ok(status("denied"))
 }
 
@@ -187,29 +211,34 @@ fn assess(state: &AppState, tenant: &Tenant, session: &Session, mobile: &Mobile)
 /// Ends a session that a risk signal refuses, tells the widget, and records
 /// it; the phone gets the refusal as its answer.
 async fn refuse(
-    state: &AppState,
-    tenant: &Tenant,
-    session: &Session,
+    state: web::Data<AppState>,
+    tenant: Arc<Tenant>,
+    session: Arc<Session>,
     ip: IpAddr,
-    signal: &str,
+    signal: String,
 ) -> ApiError {
     // A session that already ended answers as such, not with a new refusal.
     if let Err(ended) = session.finish(Outcome::Denied) {
         return ended.into();
     }
-    let message = risk::refusal_message(signal);
-    let actor = Actor::Anonymous { ip: ip.to_string() };
-    let event = Event::new(Some(&tenant.id), actor, action::SESSION_REFUSE)
-        .outcome(signal)
-        .detail("session", session.id.to_string());
-    let recorded = state.audit.record(event).await;
-    // A refusal lets no one in, so the widget hears it whatever the record.
-    session.notify_refused(message.clone());
-    if let Err(e) = recorded {
-        return ApiError::internal(e);
+    let refused = to_the_end(async move {
+        let message = risk::refusal_message(&signal);
+        let actor = Actor::Anonymous { ip: ip.to_string() };
+        let event = Event::new(Some(&tenant.id), actor, action::SESSION_REFUSE)
+            .outcome(&signal)
+            .detail("session", session.id.to_string());
+        let recorded = state.audit.record(event).await;
+        // A refusal lets no one in, so the widget hears it whatever the
+        // record.
+        session.notify_refused(message.clone());
+        recorded.map_err(ApiError::internal)?;
+        tracing::info!(tenant = %tenant.id, session = %session.id, signal, "session refused");
+        Ok(message)
+    });
+    match refused.await {
+        Ok(message) => ApiError::RiskRefused(message),
+        Err(e) => e,
     }
-    tracing::info!(tenant = %tenant.id, session = %session.id, signal, "session refused");
-    ApiError::RiskRefused(message)
 }
 
 /// The phone as the server sees it.

@@ -23,6 +23,9 @@ use crate::protocol::messages::{WidgetIn, WidgetOut};
 use crate::relay::{Closing, Event, NotOpened, Outcome, Session, WidgetMeta};
 use crate::tenants::Tenant;
 
+/// How long past its expiry a session that a phone ended may wait for its
+/// last word: longer than a confirm may take to record and deliver.
+const LAST_WORD_GRACE: Duration = Duration::from_secs(15);
 /// Seconds after which a client at its socket cap may try again.
 const SOCKET_RETRY_SECS: u64 = 5;
 /// Longest User-Agent kept for display to the phone.
@@ -264,6 +267,9 @@ async fn run(
     // One timer serves both the pings and the expiry.
     let expires_at = Instant::now() + Duration::from_millis(lifetime_ms as u64);
     let mut expiry_armed = true;
+    // A session that a phone ended just before its expiry gets this long
+    // for its last word to arrive; then the socket closes regardless.
+    let mut last_word_by: Option<Instant> = None;
     let mut next_ping = Instant::now() + ping_every;
     let timer = sleep_until(next_ping.min(expires_at));
     tokio::pin!(timer);
@@ -291,6 +297,7 @@ async fn run(
                 }
                 Event::Payload { sealed, delivered } => {
                     if send(socket, &WidgetOut::Payload { sealed }).await {
+                        session.delivered();
                         let _ = delivered.send(());
                     }
                     return close(CloseCode::Normal, "confirmed");
@@ -326,6 +333,10 @@ async fn run(
                         }
                         return close(CloseCode::Normal, "expired");
                     }
+                    last_word_by = Some(now + LAST_WORD_GRACE);
+                }
+                if last_word_by.is_some_and(|by| now >= by) {
+                    return close(CloseCode::Away, "gone");
                 }
                 if now >= next_ping {
                     if last_heard.elapsed() > ping_every * 2 {
@@ -336,7 +347,11 @@ async fn run(
                     }
                     next_ping = now + ping_every;
                 }
-                let wake = if expiry_armed { next_ping.min(expires_at) } else { next_ping };
+                let wake = match (expiry_armed, last_word_by) {
+                    (true, _) => next_ping.min(expires_at),
+                    (false, Some(by)) => next_ping.min(by),
+                    (false, None) => next_ping,
+                };
                 timer.as_mut().reset(wake);
             }
         }

@@ -1,7 +1,9 @@
 //! One login session and its state machine:
 //! pending → scanned → finished (confirmed, denied, expired or widget gone).
 //! The transition to finished happens once, under a lock, so of two racing
-//! calls exactly one wins.
+//! calls exactly one wins. A confirm passes through confirming while its
+//! record is written and its payload is on the way; it is confirmed once the
+//! widget's socket took the payload, or widget gone if it never does.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +40,8 @@ impl Outcome {
 enum State {
     Pending,
     Scanned,
+    /// A confirm won; its payload is not yet with the widget.
+    Confirming,
     Finished(Outcome),
 }
 
@@ -196,7 +200,7 @@ impl Session {
             State::Pending | State::Scanned => Ok(()),
             State::Finished(Outcome::WidgetGone) => Err(RelayError::WidgetGone),
             State::Finished(Outcome::Expired) => Err(RelayError::NotFound),
-            State::Finished(_) => Err(RelayError::AlreadyFinished),
+            State::Confirming | State::Finished(_) => Err(RelayError::AlreadyFinished),
         }
     }
 
@@ -217,20 +221,40 @@ impl Session {
     }
 
     /// Finishes the session with `outcome` if nothing finished it before.
+    /// `Confirmed` only starts the confirm: the session is confirming until
+    /// the widget takes the payload (`delivered`).
     pub fn finish(&self, outcome: Outcome) -> Result<(), RelayError> {
         let mut state = self.state();
         match outcome {
-            // Expiry and disconnection end a session whatever its state,
-            // unless it already ended.
-            Outcome::Expired | Outcome::WidgetGone => {
+            // Expiry ends a session that is still open; a confirm on its way
+            // has already won.
+            Outcome::Expired => {
+                if matches!(*state, State::Confirming | State::Finished(_)) {
+                    return Err(RelayError::AlreadyFinished);
+                }
+            }
+            // Losing the widget ends a session whatever its state, a confirm
+            // on its way included, unless it already ended.
+            Outcome::WidgetGone => {
                 if matches!(*state, State::Finished(_)) {
                     return Err(RelayError::AlreadyFinished);
                 }
             }
             Outcome::Confirmed | Outcome::Denied => self.check_open(*state)?,
         }
-        *state = State::Finished(outcome);
+        *state = match outcome {
+            Outcome::Confirmed => State::Confirming,
+            other => State::Finished(other),
+        };
         Ok(())
+    }
+
+    /// The widget's socket took the payload: the confirm is complete.
+    pub fn delivered(&self) {
+        let mut state = self.state();
+        if *state == State::Confirming {
+            *state = State::Finished(Outcome::Confirmed);
+        }
     }
 
     /// Hands the sealed payload to the widget and waits until its socket took
@@ -244,10 +268,18 @@ impl Session {
         };
         if !handed {
             // Nothing reached the widget, so the session did not end confirmed.
-            *self.state() = State::Finished(Outcome::WidgetGone);
+            self.abandon();
             return Err(RelayError::WidgetGone);
         }
         Ok(())
+    }
+
+    /// Ends a confirm whose payload will not be delivered.
+    pub fn abandon(&self) {
+        let mut state = self.state();
+        if *state == State::Confirming {
+            *state = State::Finished(Outcome::WidgetGone);
+        }
     }
 
     /// Tells the widget the user declined. The caller must have won

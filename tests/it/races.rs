@@ -384,3 +384,98 @@ async fn a_clients_own_forwarded_header_does_not_name_it_through_the_proxy() {
     assert_eq!(junk_hop.status().as_u16(), 200, "an unreadable hop ends at the proxy itself");
     app.stop().await;
 }
+
+/// Holds the database's write lock for `ms`, as a slow commit would.
+fn hold_database(app: &TestApp, ms: u64) -> tokio::task::JoinHandle<()> {
+    let directory = app.running.directory.clone();
+    tokio::task::spawn_blocking(move || {
+        directory
+            .with_store(|s| {
+                s.append_audit(1, |seq, prev| {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    serde_json::json!({"seq": seq, "at": keyri::protocol::now_ms(),
+                        "tenant": null, "actor": {"kind": "system"}, "action": "test.hold",
+                        "outcome": "success", "details": {},
+                        "prev": keyri::protocol::b64::encode(prev)})
+                    .to_string()
+                    .into_bytes()
+                })
+            })
+            .expect("held");
+    })
+}
+
+/// Sends a phone call and resets the connection at once, without waiting
+/// for the answer, as a phone that loses its network does.
+async fn call_and_vanish(app: &TestApp, path: &str, body: &str) {
+    use tokio::io::AsyncWriteExt;
+
+    let stream = tokio::net::TcpStream::connect(app.running.addr).await.expect("connects");
+    // A zero linger makes the drop below a reset; it does not block then.
+    #[allow(deprecated)]
+    stream.set_linger(Some(Duration::ZERO)).expect("linger");
+    let mut stream = stream;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nX-App-Key: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        app.app_key,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+}
+
+/// A phone that vanishes while its deny or confirm is being recorded still
+/// ends the login for the widget: the rest runs to its end on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_phone_that_vanishes_mid_call_still_ends_the_login() {
+    let app = TestApp::start().await;
+
+    let mut denied = app.widget().await;
+    app.phone().fetch(&denied.qr()).await.expect("fetched");
+    assert_eq!(denied.next().await, WidgetOut::Scanned);
+    let holder = hold_database(&app, 600);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    call_and_vanish(&app, &format!("/v1/sessions/{}/deny", denied.session_id), "").await;
+    holder.await.expect("released");
+    assert_eq!(denied.next().await, WidgetOut::Denied);
+
+    let mut confirmed = app.widget().await;
+    app.phone().fetch(&confirmed.qr()).await.expect("fetched");
+    assert_eq!(confirmed.next().await, WidgetOut::Scanned);
+    let sealed = crate::support::seal_for(&confirmed, b"still arrives");
+    let holder = hold_database(&app, 600);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let path = format!("/v1/sessions/{}/confirm", confirmed.session_id);
+    call_and_vanish(&app, &path, &format!(r#"{{"sealed":"{sealed}"}}"#)).await;
+    holder.await.expect("released");
+    let WidgetOut::Payload { sealed } = confirmed.next().await else { panic!("no payload") };
+    assert_eq!(confirmed.open(&sealed), b"still arrives");
+    app.stop().await;
+}
+
+/// A widget that leaves while its confirm is being recorded ends the
+/// session as widget gone, in the answer and in the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_widget_gone_while_its_confirm_is_recorded_counts_as_gone() {
+    use keyri::relay::Outcome;
+
+    let app = TestApp::start().await;
+    let widget = app.widget().await;
+    let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
+    let holder = hold_database(&app, 500);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let phone = app.phone();
+    let confirm = tokio::spawn(async move { phone.confirm(&login, b"token").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(widget);
+    holder.await.expect("released");
+    let answer = confirm.await.expect("task").expect_err("not delivered");
+    assert_eq!(answer.code(), Some("widget_gone"), "{answer}");
+    let ended = app.running.registry.ended();
+    let count = |outcome| ended.iter().find(|(o, _)| *o == outcome).map_or(0, |(_, n)| *n);
+    assert_eq!(count(Outcome::Confirmed), 0, "{ended:?}");
+    assert_eq!(count(Outcome::WidgetGone), 1, "{ended:?}");
+    app.stop().await;
+}
