@@ -26,6 +26,9 @@ use crate::tenants::Tenant;
 /// How long past its expiry a session that a phone ended may wait for its
 /// last word: longer than a confirm may take to record and deliver.
 const LAST_WORD_GRACE: Duration = Duration::from_secs(15);
+/// How long the widget's task may take to write a claimed payload; one that
+/// does not read its socket loses the payload rather than hold the phone.
+const PAYLOAD_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Seconds after which a client at its socket cap may try again.
 const SOCKET_RETRY_SECS: u64 = 5;
 /// Longest User-Agent kept for display to the phone.
@@ -296,10 +299,24 @@ async fn run(
                     send(socket, &WidgetOut::Scanned).await;
                 }
                 Event::Payload { sealed, delivered } => {
-                    if send(socket, &WidgetOut::Payload { sealed }).await {
-                        session.delivered();
-                        let _ = delivered.send(());
+                    if !session.claim_payload() {
+                        // Given up on meanwhile: the tenant was disabled, or
+                        // the phone's wait ran out. Nothing is written.
+                        drop(delivered);
+                        if state.directory.by_app_key(&tenant.app_key).is_none() {
+                            let message = "this app key was disabled";
+                            return Box::pin(fail(socket, "tenant_disabled", message)).await;
+                        }
+                        return close(CloseCode::Away, "gone");
                     }
+                    let frame = WidgetOut::Payload { sealed };
+                    let write = tokio::time::timeout(PAYLOAD_WRITE_TIMEOUT, send(socket, &frame));
+                    let written = matches!(Box::pin(write).await, Ok(true));
+                    session.delivered(written);
+                    if !written {
+                        return close(CloseCode::Away, "gone");
+                    }
+                    let _ = delivered.send(());
                     return close(CloseCode::Normal, "confirmed");
                 }
                 Event::Denied => {

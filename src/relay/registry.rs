@@ -31,6 +31,8 @@ pub struct WidgetGuard {
 impl Drop for WidgetGuard {
     fn drop(&mut self) {
         self.session.close_mailbox();
+        // A task stopped in the middle of writing a payload did not write it.
+        self.session.delivered(false);
         // Already finished is the normal case after a payload or expiry.
         let _ = self.session.finish(Outcome::WidgetGone);
         if let Some(outcome) = self.session.outcome() {
@@ -143,7 +145,8 @@ impl Registry {
     pub fn close_all(&self) {
         let map = self.map();
         self.stopping.store(true, Ordering::Relaxed);
-        for session in map.values() {
+        // Sessions a phone has ended already keep their last word.
+        for session in map.values().filter(|s| s.is_waiting()) {
             session.notify_closed(Closing::Stopping);
         }
     }

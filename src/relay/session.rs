@@ -2,8 +2,10 @@
 //! pending → scanned → finished (confirmed, denied, expired or widget gone).
 //! The transition to finished happens once, under a lock, so of two racing
 //! calls exactly one wins. A confirm passes through confirming while its
-//! record is written and its payload is on the way; it is confirmed once the
-//! widget's socket took the payload, or widget gone if it never does.
+//! record is written and its payload waits for the widget, and delivering
+//! once the widget's task has claimed the payload and writes it; it ends
+//! confirmed when the write succeeded, widget gone otherwise. Only a claimed
+//! payload is ever written, so a confirm given up on is never delivered.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +44,8 @@ enum State {
     Scanned,
     /// A confirm won; its payload is not yet with the widget.
     Confirming,
+    /// The widget's task claimed the payload and is writing it.
+    Delivering,
     Finished(Outcome),
 }
 
@@ -200,7 +204,9 @@ impl Session {
             State::Pending | State::Scanned => Ok(()),
             State::Finished(Outcome::WidgetGone) => Err(RelayError::WidgetGone),
             State::Finished(Outcome::Expired) => Err(RelayError::NotFound),
-            State::Confirming | State::Finished(_) => Err(RelayError::AlreadyFinished),
+            State::Confirming | State::Delivering | State::Finished(_) => {
+                Err(RelayError::AlreadyFinished)
+            }
         }
     }
 
@@ -221,23 +227,26 @@ impl Session {
     }
 
     /// Finishes the session with `outcome` if nothing finished it before.
-    /// `Confirmed` only starts the confirm: the session is confirming until
-    /// the widget takes the payload (`delivered`).
+    /// `Confirmed` only starts the confirm: see the module's text.
     pub fn finish(&self, outcome: Outcome) -> Result<(), RelayError> {
         let mut state = self.state();
         match outcome {
             // Expiry ends a session that is still open; a confirm on its way
             // has already won.
             Outcome::Expired => {
-                if matches!(*state, State::Confirming | State::Finished(_)) {
+                if !matches!(*state, State::Pending | State::Scanned) {
                     return Err(RelayError::AlreadyFinished);
                 }
             }
-            // Losing the widget ends a session whatever its state, a confirm
-            // on its way included, unless it already ended.
+            // Losing the widget ends a session, a confirm whose payload is
+            // not yet claimed included; a payload being written decides for
+            // itself.
             Outcome::WidgetGone => {
-                if matches!(*state, State::Finished(_)) {
+                if matches!(*state, State::Delivering | State::Finished(_)) {
                     return Err(RelayError::AlreadyFinished);
+                }
+                if *state == State::Confirming {
+                    self.take_back_payload();
                 }
             }
             Outcome::Confirmed | Outcome::Denied => self.check_open(*state)?,
@@ -249,24 +258,47 @@ impl Session {
         Ok(())
     }
 
-    /// The widget's socket took the payload: the confirm is complete.
-    pub fn delivered(&self) {
+    /// Whether the session still waits for a phone: neither ended nor on its
+    /// way to an end.
+    pub fn is_waiting(&self) -> bool {
+        matches!(*self.state(), State::Pending | State::Scanned)
+    }
+
+    /// The widget's task claims the payload it took from the mailbox before
+    /// writing it; false means the confirm was given up on meanwhile and the
+    /// payload must not be written.
+    pub fn claim_payload(&self) -> bool {
         let mut state = self.state();
-        if *state == State::Confirming {
-            *state = State::Finished(Outcome::Confirmed);
+        if *state != State::Confirming {
+            return false;
+        }
+        *state = State::Delivering;
+        true
+    }
+
+    /// The widget's task wrote the claimed payload (`written`) or could not.
+    pub fn delivered(&self, written: bool) {
+        let mut state = self.state();
+        if *state == State::Delivering {
+            let outcome = if written { Outcome::Confirmed } else { Outcome::WidgetGone };
+            *state = State::Finished(outcome);
         }
     }
 
     /// Hands the sealed payload to the widget and waits until its socket took
-    /// it, for at most `wait`. The caller must have won `finish(Confirmed)`.
+    /// it. The widget has `wait` to claim it; one that claimed it in time has
+    /// its own deadline for the write. The caller must have won
+    /// `finish(Confirmed)`.
     pub async fn deliver(&self, sealed: String, wait: Duration) -> Result<(), RelayError> {
-        let (delivered, taken) = oneshot::channel();
-        let event = Event::Payload { sealed, delivered };
-        let handed = match self.post(event) {
-            Ok(()) => matches!(tokio::time::timeout(wait, taken).await, Ok(Ok(()))),
+        let (delivered, mut taken) = oneshot::channel();
+        let written = match self.post(Event::Payload { sealed, delivered }) {
+            Ok(()) => match tokio::time::timeout(wait, &mut taken).await {
+                Ok(answer) => answer.is_ok(),
+                Err(_) => !self.abandon() && taken.await.is_ok(),
+            },
             Err(_) => false,
         };
-        if !handed {
+        if !written {
             // Nothing reached the widget, so the session did not end confirmed.
             self.abandon();
             return Err(RelayError::WidgetGone);
@@ -274,11 +306,28 @@ impl Session {
         Ok(())
     }
 
-    /// Ends a confirm whose payload will not be delivered.
-    pub fn abandon(&self) {
+    /// Gives up a confirm whose payload the widget has not claimed: it ends
+    /// as widget gone and the payload is taken back. Returns false only when
+    /// the widget is writing the payload, which then decides.
+    pub fn abandon(&self) -> bool {
         let mut state = self.state();
-        if *state == State::Confirming {
-            *state = State::Finished(Outcome::WidgetGone);
+        match *state {
+            State::Delivering => false,
+            State::Confirming => {
+                self.take_back_payload();
+                *state = State::Finished(Outcome::WidgetGone);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Removes a payload still waiting in the mailbox; the phone waiting on
+    /// it then hears it was not delivered.
+    fn take_back_payload(&self) {
+        let mut mailbox = self.mailbox();
+        if matches!(mailbox.last, Some(Event::Payload { .. })) {
+            mailbox.last = None;
         }
     }
 
@@ -311,4 +360,96 @@ impl Session {
     pub fn was_scanned(&self) -> bool {
         self.scanned.load(Ordering::Relaxed)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let secret = p256::SecretKey::from_slice(&[3; 32]).expect("key");
+        let point = crate::protocol::hpke::uncompressed(&secret.public_key());
+        let key = PublicKey::from_bytes(&point).expect("point");
+        let widget = WidgetMeta {
+            origin: None,
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            user_agent: String::new(),
+            place: None,
+        };
+        Session::new("tn_test".into(), key, 60_000, widget)
+    }
+
+    /// The next event if one is waiting now.
+    async fn waiting(session: &Session) -> Option<Event> {
+        tokio::time::timeout(Duration::from_millis(20), session.next_event()).await.ok()
+    }
+
+    #[tokio::test]
+    async fn a_payload_not_claimed_in_time_is_taken_back_and_never_written() {
+        let session = session();
+        session.finish(Outcome::Confirmed).expect("wins");
+        let wait = Duration::from_millis(30);
+        assert_eq!(session.deliver("sealed".into(), wait).await, Err(RelayError::WidgetGone));
+        assert_eq!(session.outcome(), Some(Outcome::WidgetGone));
+        assert!(waiting(&session).await.is_none(), "the payload was taken back");
+        assert!(!session.claim_payload());
+    }
+
+    #[tokio::test]
+    async fn a_payload_taken_but_given_up_before_its_claim_is_not_written() {
+        let session = std::sync::Arc::new(session());
+        session.finish(Outcome::Confirmed).expect("wins");
+        let phone = session.clone();
+        let delivery =
+            tokio::spawn(async move { phone.deliver("sealed".into(), PHONE_WAIT).await });
+        let Event::Payload { delivered, .. } = session.next_event().await else {
+            panic!("expected the payload")
+        };
+        // The tenant is disabled between the take and the claim.
+        session.finish(Outcome::WidgetGone).expect("ends");
+        assert!(!session.claim_payload());
+        drop(delivered);
+        assert_eq!(delivery.await.expect("task"), Err(RelayError::WidgetGone));
+    }
+
+    #[tokio::test]
+    async fn a_claimed_payload_decides_by_its_write() {
+        for written in [true, false] {
+            let session = std::sync::Arc::new(session());
+            session.finish(Outcome::Confirmed).expect("wins");
+            let phone = session.clone();
+            let delivery =
+                tokio::spawn(async move { phone.deliver("s".into(), Duration::ZERO).await });
+            let Event::Payload { delivered, .. } = session.next_event().await else {
+                panic!("expected the payload")
+            };
+            assert!(session.claim_payload());
+            // Claimed: the phone's deadline and a lost widget no longer end it.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(session.finish(Outcome::WidgetGone).is_err());
+            session.delivered(written);
+            match written {
+                true => delivered.send(()).expect("the phone waits"),
+                false => drop(delivered),
+            }
+            let expected = if written { Ok(()) } else { Err(RelayError::WidgetGone) };
+            assert_eq!(delivery.await.expect("task"), expected);
+            let outcome = if written { Outcome::Confirmed } else { Outcome::WidgetGone };
+            assert_eq!(session.outcome(), Some(outcome));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confirming_session_refuses_other_ends_and_waits_no_more() {
+        let session = session();
+        assert!(session.is_waiting());
+        session.finish(Outcome::Confirmed).expect("wins");
+        assert!(!session.is_waiting());
+        assert_eq!(session.finish(Outcome::Denied), Err(RelayError::AlreadyFinished));
+        assert_eq!(session.finish(Outcome::Expired), Err(RelayError::AlreadyFinished));
+        assert_eq!(session.mark_scanned(), Err(RelayError::AlreadyFinished));
+        assert_eq!(session.outcome(), None, "not over until the payload is written");
+    }
+
+    const PHONE_WAIT: Duration = Duration::from_secs(5);
 }

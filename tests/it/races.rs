@@ -479,3 +479,23 @@ async fn a_widget_gone_while_its_confirm_is_recorded_counts_as_gone() {
     assert_eq!(count(Outcome::WidgetGone), 1, "{ended:?}");
     app.stop().await;
 }
+
+/// A server told to stop while a deny is being recorded still tells that
+/// widget it was denied, not merely that the server is stopping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deny_in_flight_at_a_stop_still_reaches_its_widget() {
+    let app = TestApp::start().await;
+    let mut widget = app.widget().await;
+    app.phone().fetch(&widget.qr()).await.expect("fetched");
+    assert_eq!(widget.next().await, WidgetOut::Scanned);
+    let holder = hold_database(&app, 400);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (phone, session) = (app.phone(), widget.session_id.clone());
+    let deny = tokio::spawn(async move { phone.deny(&session).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stop = tokio::spawn(app.stop());
+    assert_eq!(widget.next().await, WidgetOut::Denied);
+    holder.await.expect("released");
+    deny.await.expect("task").expect("denied");
+    stop.await.expect("stopped");
+}
