@@ -141,10 +141,11 @@ fn print(value: &Value, json: bool) {
         println!("  origins:  {}", origins.join(", "));
         for secret in row["secrets"].as_array().into_iter().flatten() {
             let until = secret["expiresAt"].as_i64().map(super::format_time);
+            let label = secret["label"].as_str().filter(|l| !l.is_empty());
             println!(
-                "  secret:   {} {}{}",
+                "  secret:   {}{}{}",
                 secret["id"].as_str().unwrap_or(""),
-                secret["label"].as_str().unwrap_or(""),
+                label.map(|l| format!(" {l}")).unwrap_or_default(),
                 until.map(|t| format!(" (until {t})")).unwrap_or_default()
             );
         }
