@@ -2,6 +2,8 @@
 //! checked before the upgrade; then the widget says hello with its public key,
 //! gets a session, and hears what happens to it until the session ends.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +28,10 @@ use crate::tenants::Tenant;
 /// How long past its expiry a session that a phone ended may wait for its
 /// last word: longer than a confirm may take to record and deliver.
 const LAST_WORD_GRACE: Duration = Duration::from_secs(15);
-/// How long the widget's task may take to write a claimed payload; one that
-/// does not read its socket loses the payload rather than hold the phone.
-const PAYLOAD_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one write to a widget's socket may wait: a client that stops
+/// reading loses its socket (and a payload being written) rather than hold
+/// its session, its slots and the phone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Seconds after which a client at its socket cap may try again.
 const SOCKET_RETRY_SECS: u64 = 5;
 /// Longest User-Agent kept for display to the phone.
@@ -98,7 +101,7 @@ pub async fn connect(
         // Reading ends before the close goes out, as actix-http then finishes
         // the connection at once rather than at its next timeout.
         drop(stream);
-        let _ = socket.close(Some(outcome)).await;
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.close(Some(outcome))).await;
         drop(slot);
     });
     Ok(response)
@@ -123,9 +126,16 @@ fn close(code: CloseCode, reason: &str) -> CloseReason {
 
 async fn send(socket: &mut actix_ws::Session, message: &WidgetOut) -> bool {
     let text = serde_json::to_string(message).unwrap_or_default();
-    // Boxed, like every other write to the socket below: a write's state is
-    // then held only while it runs, not by every waiting widget.
-    Box::pin(socket.text(text)).await.is_ok()
+    written(socket.text(text)).await
+}
+
+/// Waits for one write to the socket, at most `WRITE_TIMEOUT`; whether it
+/// went out. Boxed, like every write here: its state is then held only while
+/// it runs, not by every waiting widget.
+fn written<'a, E: 'a>(
+    write: impl Future<Output = Result<(), E>> + 'a,
+) -> Pin<Box<dyn Future<Output = bool> + 'a>> {
+    Box::pin(async move { matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) })
 }
 
 /// Sends an error frame; returns the close reason to end the socket with.
@@ -167,7 +177,9 @@ async fn hello(
             Ok(Some(Err(e))) => return Err(frame_error(socket, e).await),
             Ok(None) => return Err(close(CloseCode::Normal, "closed")),
             Ok(Some(Ok(AggregatedMessage::Ping(bytes)))) => {
-                let _ = socket.pong(&bytes).await;
+                if !written(socket.pong(&bytes)).await {
+                    return Err(close(CloseCode::Away, "gone"));
+                }
             }
             Ok(Some(Ok(AggregatedMessage::Pong(_)))) => {}
             Ok(Some(Ok(AggregatedMessage::Close(_)))) => {
@@ -282,7 +294,9 @@ async fn run(
             message = stream.recv() => match message {
                 Some(Ok(AggregatedMessage::Ping(bytes))) => {
                     last_heard = Instant::now();
-                    let _ = Box::pin(socket.pong(&bytes)).await;
+                    if !written(socket.pong(&bytes)).await {
+                        return close(CloseCode::Away, "gone");
+                    }
                 }
                 Some(Ok(AggregatedMessage::Pong(_))) => last_heard = Instant::now(),
                 Some(Ok(AggregatedMessage::Close(_))) | None => {
@@ -296,7 +310,9 @@ async fn run(
             },
             event = session.next_event() => match event {
                 Event::Scanned => {
-                    send(socket, &WidgetOut::Scanned).await;
+                    if !send(socket, &WidgetOut::Scanned).await {
+                        return close(CloseCode::Away, "gone");
+                    }
                 }
                 Event::Payload { sealed, delivered } => {
                     if !session.claim_payload() {
@@ -310,10 +326,9 @@ async fn run(
                         return close(CloseCode::Away, "gone");
                     }
                     let frame = WidgetOut::Payload { sealed };
-                    let write = tokio::time::timeout(PAYLOAD_WRITE_TIMEOUT, send(socket, &frame));
-                    let written = matches!(Box::pin(write).await, Ok(true));
-                    session.delivered(written);
-                    if !written {
+                    let sent = send(socket, &frame).await;
+                    session.delivered(sent);
+                    if !sent {
                         return close(CloseCode::Away, "gone");
                     }
                     let _ = delivered.send(());
@@ -359,7 +374,7 @@ async fn run(
                     if last_heard.elapsed() > ping_every * 2 {
                         return close(CloseCode::Away, "no answer to pings");
                     }
-                    if Box::pin(socket.ping(b"")).await.is_err() {
+                    if !written(socket.ping(b"")).await {
                         return close(CloseCode::Away, "gone");
                     }
                     next_ping = now + ping_every;

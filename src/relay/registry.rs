@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+#[cfg(test)]
+use super::session::Event;
 use super::session::{Closing, Outcome, Session};
 use crate::protocol::{SessionId, now_ms};
 
@@ -113,7 +115,8 @@ impl Registry {
     pub fn sweep(&self) -> usize {
         let now = now_ms();
         let mut map = self.map();
-        map.retain(|_, s| !s.is_expired(now));
+        // A confirm on its way stays until it ends, even past the expiry.
+        map.retain(|_, s| !s.is_expired(now) || s.is_in_flight());
         map.len()
     }
 
@@ -145,9 +148,65 @@ impl Registry {
     pub fn close_all(&self) {
         let map = self.map();
         self.stopping.store(true, Ordering::Relaxed);
-        // Sessions a phone has ended already keep their last word.
-        for session in map.values().filter(|s| s.is_waiting()) {
-            session.notify_closed(Closing::Stopping);
+        for session in map.values() {
+            session.close_for_stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::PublicKey;
+    use crate::relay::WidgetMeta;
+
+    fn session(lifetime_ms: i64) -> Session {
+        let secret = p256::SecretKey::from_slice(&[5; 32]).expect("key");
+        let point = crate::protocol::hpke::uncompressed(&secret.public_key());
+        let key = PublicKey::from_bytes(&point).expect("point");
+        let widget = WidgetMeta {
+            origin: None,
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            user_agent: String::new(),
+            place: None,
+        };
+        Session::new("tn_a".into(), key, lifetime_ms, widget)
+    }
+
+    /// A confirm still on its way when its session expires stays findable,
+    /// so disabling the tenant can still take its payload back.
+    #[test]
+    fn a_confirm_in_flight_outlives_its_expiry_until_it_ends() {
+        let registry = Arc::new(Registry::default());
+        let (session, _guard) = registry.open(session(50), 10).expect("opens");
+        let (expired, _other) = registry.open(self::session(50), 10).expect("opens");
+        session.finish(Outcome::Confirmed).expect("wins");
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        assert_eq!(registry.sweep(), 1, "only the confirm in flight stays");
+        registry.close_tenant("tn_a");
+        assert_eq!(session.outcome(), Some(Outcome::WidgetGone));
+        assert_eq!(registry.sweep(), 0);
+        drop(expired);
+    }
+
+    /// At a stop, a waiting session is told, an unclaimed confirm is given
+    /// up, and an ended session keeps its own last word.
+    #[test]
+    fn a_stop_ends_what_waits_and_keeps_what_ended() {
+        let registry = Arc::new(Registry::default());
+        let (waiting, _a) = registry.open(session(60_000), 10).expect("opens");
+        let (confirming, _b) = registry.open(session(60_000), 10).expect("opens");
+        let (denied, _c) = registry.open(session(60_000), 10).expect("opens");
+        confirming.finish(Outcome::Confirmed).expect("wins");
+        denied.finish(Outcome::Denied).expect("wins");
+        registry.close_all();
+        denied.notify_denied();
+        assert_eq!(confirming.outcome(), Some(Outcome::WidgetGone));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build();
+        runtime.expect("runtime").block_on(async {
+            assert!(matches!(waiting.next_event().await, Event::Closed(Closing::Stopping)));
+            assert!(matches!(denied.next_event().await, Event::Denied));
+        });
+        assert_eq!(registry.open(session(60_000), 10).err(), Some(NotOpened::Stopping));
     }
 }

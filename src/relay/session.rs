@@ -264,6 +264,31 @@ impl Session {
         matches!(*self.state(), State::Pending | State::Scanned)
     }
 
+    /// Whether a confirm is on its way: it must stay findable (for a tenant
+    /// disable) even past the session's expiry.
+    pub fn is_in_flight(&self) -> bool {
+        matches!(*self.state(), State::Confirming | State::Delivering)
+    }
+
+    /// The server stops: a waiting session is told so, and a confirm whose
+    /// payload is not yet claimed is given up (its phone hears `widget_gone`
+    /// and the record says so); a deny or refusal on its way keeps its word.
+    pub fn close_for_stop(&self) {
+        let state = self.state();
+        match *state {
+            State::Pending | State::Scanned => {
+                let _ = self.post(Event::Closed(Closing::Stopping));
+            }
+            State::Confirming => {
+                drop(state);
+                if self.finish(Outcome::WidgetGone).is_ok() {
+                    self.notify_closed(Closing::Stopping);
+                }
+            }
+            State::Delivering | State::Finished(_) => {}
+        }
+    }
+
     /// The widget's task claims the payload it took from the mailbox before
     /// writing it; false means the confirm was given up on meanwhile and the
     /// payload must not be written.

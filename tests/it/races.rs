@@ -499,3 +499,41 @@ async fn a_deny_in_flight_at_a_stop_still_reaches_its_widget() {
     deny.await.expect("task").expect("denied");
     stop.await.expect("stopped");
 }
+
+/// A widget that stops reading its socket while it floods pings loses the
+/// socket within the write deadline, freeing its session and its slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_widget_that_stops_reading_is_let_go() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::MaybeTlsStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = TestApp::start().await;
+    let app_key = app.add_tenant("Stuck", &[], true);
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(2048).expect("small buffer");
+    let stream = socket.connect(app.running.addr).await.expect("connects");
+    let request = app.ws_url(&app_key).into_client_request().expect("request");
+    let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgraded");
+    let mut widget = crate::support::Widget::hello(ws).await;
+    assert_eq!(app.running.registry.live(), 1);
+
+    // Pings whose pongs are never read, until the server's writes block.
+    let flood = tokio::spawn(async move {
+        loop {
+            if widget.ws.send(Message::Ping(vec![0u8; 125].into())).await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    while app.running.registry.live() > 0 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.running.registry.live(), 0, "still held after {:?}", started.elapsed());
+    flood.abort();
+    app.stop().await;
+}
