@@ -508,3 +508,25 @@ async fn a_confirm_that_cannot_be_delivered_is_recorded_as_such() {
     assert_eq!(outcomes, ["success", "widget_gone"], "{records:?}");
     app.stop().await;
 }
+
+/// A confirm that cannot be recorded delivers nothing: the phone gets
+/// `internal`, the widget an `internal` error frame, never the payload.
+#[tokio::test]
+async fn a_confirm_that_cannot_be_recorded_delivers_nothing() {
+    use crate::support::{Frame, next_frame};
+
+    let app = TestApp::start().await;
+    let mut widget = app.widget().await;
+    let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
+    assert_eq!(widget.next().await, WidgetOut::Scanned);
+    // The database goes away, as a failing disk would take it.
+    app.running.directory.close();
+    let answer = app.phone().confirm(&login, b"must not arrive").await.expect_err("refused");
+    assert_eq!(answer.code(), Some("internal"), "{answer}");
+    match next_frame(&mut widget.ws).await {
+        Frame::Json(WidgetOut::Error { error, .. }) => assert_eq!(error, "internal"),
+        other => panic!("expected an internal error frame, got {other:?}"),
+    }
+    assert!(matches!(next_frame(&mut widget.ws).await, Frame::Closed));
+    app.stop().await;
+}
