@@ -157,20 +157,9 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::PublicKey;
-    use crate::relay::WidgetMeta;
 
     fn session(lifetime_ms: i64) -> Session {
-        let secret = p256::SecretKey::from_slice(&[5; 32]).expect("key");
-        let point = crate::protocol::hpke::uncompressed(&secret.public_key());
-        let key = PublicKey::from_bytes(&point).expect("point");
-        let widget = WidgetMeta {
-            origin: None,
-            ip: std::net::Ipv4Addr::LOCALHOST.into(),
-            user_agent: String::new(),
-            place: None,
-        };
-        Session::new("tn_a".into(), key, lifetime_ms, widget)
+        super::super::session::for_tests("tn_a", lifetime_ms)
     }
 
     /// A confirm still on its way when its session expires stays findable,

@@ -274,19 +274,16 @@ impl Session {
     /// payload is not yet claimed is given up (its phone hears `widget_gone`
     /// and the record says so); a deny or refusal on its way keeps its word.
     pub fn close_for_stop(&self) {
-        let state = self.state();
+        let mut state = self.state();
         match *state {
-            State::Pending | State::Scanned => {
-                let _ = self.post(Event::Closed(Closing::Stopping));
-            }
+            State::Pending | State::Scanned => {}
             State::Confirming => {
-                drop(state);
-                if self.finish(Outcome::WidgetGone).is_ok() {
-                    self.notify_closed(Closing::Stopping);
-                }
+                self.take_back_payload();
+                *state = State::Finished(Outcome::WidgetGone);
             }
-            State::Delivering | State::Finished(_) => {}
+            State::Delivering | State::Finished(_) => return,
         }
+        let _ = self.post(Event::Closed(Closing::Stopping));
     }
 
     /// The widget's task claims the payload it took from the mailbox before
@@ -387,21 +384,27 @@ impl Session {
     }
 }
 
+/// A session of `tenant` for unit tests, with a fixed key and a local widget.
+#[cfg(test)]
+pub(crate) fn for_tests(tenant: &str, lifetime_ms: i64) -> Session {
+    let secret = p256::SecretKey::from_slice(&[3; 32]).expect("key");
+    let point = crate::protocol::hpke::uncompressed(&secret.public_key());
+    let key = PublicKey::from_bytes(&point).expect("point");
+    let widget = WidgetMeta {
+        origin: None,
+        ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        user_agent: String::new(),
+        place: None,
+    };
+    Session::new(tenant.into(), key, lifetime_ms, widget)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn session() -> Session {
-        let secret = p256::SecretKey::from_slice(&[3; 32]).expect("key");
-        let point = crate::protocol::hpke::uncompressed(&secret.public_key());
-        let key = PublicKey::from_bytes(&point).expect("point");
-        let widget = WidgetMeta {
-            origin: None,
-            ip: std::net::Ipv4Addr::LOCALHOST.into(),
-            user_agent: String::new(),
-            place: None,
-        };
-        Session::new("tn_test".into(), key, 60_000, widget)
+        for_tests("tn_test", 60_000)
     }
 
     /// The next event if one is waiting now.

@@ -236,65 +236,43 @@ async fn the_phone_simulator_reads_a_png_of_the_code() {
     app.stop().await;
 }
 
-/// A code whose session has ended, and a server named without its scheme,
-/// each get a sentence that says what to do.
-#[tokio::test]
-async fn the_phone_simulator_explains_a_stale_code_and_a_bare_server_address() {
-    let app = TestApp::start().await;
-    let widget = app.widget().await;
-    let code = widget.qr().to_text();
-    drop(widget);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let (app_key, url) = (app.app_key.clone(), app.url.clone());
-    let bare = url.trim_start_matches("http://").to_owned();
-    let run = move |server: String| {
-        let code = code.clone();
-        let app_key = app_key.clone();
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_keyri"))
-                .args(["phone", "approve", &code, "--server", &server, "--app-key", &app_key])
-                .args(["--payload", "x", "--yes"])
-                .output()
-                .expect("runs")
-        }
-    };
-    let gone = tokio::task::spawn_blocking(run(url)).await.expect("ran");
-    let stderr = String::from_utf8_lossy(&gone.stderr);
-    assert!(!gone.status.success());
-    assert!(stderr.contains("closed or lost its connection"), "{stderr}");
-
-    let app_key = app.app_key.clone();
-    let mut unknown = app.widget().await.qr();
-    unknown.session_id = keyri::protocol::SessionId::generate();
-    let unknown = unknown.to_text();
-    let expired = tokio::task::spawn_blocking({
-        let url = app.url.clone();
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_keyri"))
-                .args(["phone", "approve", &unknown, "--server", &url, "--app-key", &app_key])
-                .args(["--payload", "x", "--yes"])
-                .output()
-                .expect("runs")
-        }
-    })
-    .await
-    .expect("ran");
-    let stderr = String::from_utf8_lossy(&expired.stderr);
-    assert!(stderr.contains("unknown or has expired"), "{stderr}");
-
-    let code = app.widget().await.qr().to_text();
-    let (app_key2, bare2) = (app.app_key.clone(), bare.clone());
-    let schemeless = tokio::task::spawn_blocking(move || {
+/// Runs `keyri phone approve CODE --yes` against `server`; its failure text.
+async fn approve_fails(code: String, server: String, app_key: String) -> String {
+    let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args(["phone", "approve", &code, "--server", &bare2, "--app-key", &app_key2])
+            .args(["phone", "approve", &code, "--server", &server, "--app-key", &app_key])
             .args(["--payload", "x", "--yes"])
             .output()
             .expect("runs")
     })
     .await
     .expect("ran");
-    let stderr = String::from_utf8_lossy(&schemeless.stderr);
-    assert!(!schemeless.status.success());
+    assert!(!output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A code whose page has gone, a code that names no session, and a server
+/// named without its scheme each get a sentence that says what it means.
+#[tokio::test]
+async fn the_phone_simulator_explains_a_stale_code_and_a_bare_server_address() {
+    let app = TestApp::start().await;
+    let (url, app_key) = (app.url.clone(), app.app_key.clone());
+
+    let widget = app.widget().await;
+    let gone = widget.qr().to_text();
+    drop(widget);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stderr = approve_fails(gone, url.clone(), app_key.clone()).await;
+    assert!(stderr.contains("closed or lost its connection"), "{stderr}");
+
+    let mut unknown = app.widget().await.qr();
+    unknown.session_id = keyri::protocol::SessionId::generate();
+    let stderr = approve_fails(unknown.to_text(), url.clone(), app_key.clone()).await;
+    assert!(stderr.contains("unknown or has expired"), "{stderr}");
+
+    let code = app.widget().await.qr().to_text();
+    let bare = url.trim_start_matches("http://").to_owned();
+    let stderr = approve_fails(code, bare, app_key).await;
     assert!(stderr.contains("--server must start with http://"), "{stderr}");
     app.stop().await;
 }

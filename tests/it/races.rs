@@ -346,6 +346,17 @@ async fn a_dashboard_form_over_its_limit_is_refused() {
         .await
         .expect("answered");
     assert_eq!(as_json.status(), 400);
+    let not_a_number = app
+        .http()
+        .post(format!("{}/admin/tenants/tn_x/app-key/rotate", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=x&overlap_hours=soon")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(not_a_number.status(), 400);
+    let body = not_a_number.text().await.expect("body");
+    assert!(body.contains("malformed form"), "{body}");
     app.stop().await;
 }
 
