@@ -185,6 +185,15 @@ pub fn execute(
             serde_json::to_value(report).map_err(|e| e.to_string())
         }
         Command::AuditExport { from, limit, tenant, since_ms } => {
+            // A tenant by name, app key or id; a deleted one only by its id.
+            let tenant = match tenant {
+                Some(key) => match directory.find(&key) {
+                    Ok(found) => Some(found.id),
+                    Err(_) if key.starts_with("tn_") => Some(key),
+                    Err(e) => return Err(format!("{e} (a deleted tenant goes by its tn_ id)")),
+                },
+                None => None,
+            };
             let page = directory
                 .with_store(|s| s.audit_page(from, limit.clamp(1, MAX_EXPORT_PAGE)))
                 .map_err(|e| e.to_string())?;

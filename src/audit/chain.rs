@@ -28,7 +28,9 @@ pub struct Verification {
     pub first_break: Option<Break>,
 }
 
-/// Checks every record from the checkpoint to the head, in one snapshot.
+/// Checks every record from the checkpoint to the head, in one snapshot, and
+/// that no record lies outside them: retention removes what is at or below the
+/// checkpoint, and nothing is written past the head.
 pub fn verify_chain(store: &Store) -> Result<Verification, StoreError> {
     store.audit_snapshot(|checkpoint, head, rows| walk(checkpoint, head, rows))?
 }
@@ -44,11 +46,15 @@ fn walk(
 
     for row in rows {
         let row = row?;
-        if row.seq > head.seq {
-            break;
-        }
         let fail = |reason: &str| Break { seq: row.seq, reason: reason.to_owned() };
-        let broken = if row.seq != prev.seq + 1 {
+        let broken = if row.seq <= checkpoint.seq {
+            Some(fail(
+                "record at or below the retention checkpoint: the checkpoint was moved \
+                 or the record put back",
+            ))
+        } else if row.seq > head.seq {
+            Some(fail("record past the head: the head was moved back or lost, or the record added"))
+        } else if row.seq != prev.seq + 1 {
             Some(Break { seq: prev.seq + 1, reason: "record missing".into() })
         } else if <[u8; 32]>::from(Sha256::digest(&row.body)) != row.hash {
             Some(fail("record changed: its hash does not match its contents"))
@@ -57,7 +63,7 @@ fn walk(
                 Err(_) => Some(fail("record unreadable")),
                 Ok(r) if r.seq != row.seq => Some(fail("record moved")),
                 Ok(r) if r.prev != b64::encode(prev.hash) => {
-                    Some(fail("chain broken: previous hash does not match"))
+                    Some(fail("chain broken: the previous record was changed, or this one"))
                 }
                 Ok(_) => None,
             }
@@ -69,7 +75,10 @@ fn walk(
         records += 1;
         prev = ChainPoint { seq: row.seq, hash: row.hash };
     }
-    if first_break.is_none() && prev != head {
+    if first_break.is_none() && prev.seq == head.seq && prev != head {
+        let reason = "record changed: the newest record does not match the head".into();
+        first_break = Some(Break { seq: head.seq, reason });
+    } else if first_break.is_none() && prev != head {
         let seq = prev.seq + 1;
         first_break = Some(Break { seq, reason: "records missing before the head".into() });
     }

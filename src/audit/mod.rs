@@ -122,10 +122,11 @@ pub mod action {
     pub const AUDIT_EXPORT: &str = "audit.export";
 
     /// Every action, for the audit page's filter.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 24] = [
         SESSION_CONFIRM,
         SESSION_DENY,
         SESSION_EXPIRE,
+        SESSION_REFUSE,
         LOGIN_VERIFY,
         KEY_REGISTER,
         KEY_REVOKE,
@@ -147,4 +148,24 @@ pub mod action {
         ADMIN_TOKEN_REVOKE,
         AUDIT_EXPORT,
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::action;
+
+    #[test]
+    fn the_filter_offers_every_action_once() {
+        let source = include_str!("mod.rs");
+        let declared: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub const "))
+            .filter_map(|rest| rest.split_once(": &str = \""))
+            .map(|(_, value)| value.trim_end_matches("\";"))
+            .collect();
+        assert_eq!(declared.len(), action::ALL.len(), "{declared:?}");
+        for name in declared {
+            assert_eq!(action::ALL.iter().filter(|a| **a == name).count(), 1, "{name}");
+        }
+    }
 }

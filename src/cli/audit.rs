@@ -22,7 +22,7 @@ pub enum AuditCommand {
         /// Only records this recent (24h, 7d) or since a date (2026-12-01).
         #[arg(long)]
         since: Option<String>,
-        /// Only one tenant's records, by tenant id.
+        /// Only one tenant's records: its name or id (a deleted tenant's by id).
         #[arg(long)]
         tenant: Option<String>,
     },
@@ -35,8 +35,13 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
             if json {
                 println!("{report}");
             } else if report["ok"] == true {
+                // Retention moves the start: say so, or a shorter log goes unnoticed.
+                let from = match report["fromSeq"].as_u64() {
+                    Some(0) | None => "from the start".to_owned(),
+                    Some(seq) => format!("from the retention checkpoint at sequence {seq}"),
+                };
                 println!(
-                    "audit log intact: {} records checked, up to sequence {}; head hash {}",
+                    "audit log intact: {} records checked {from}, up to sequence {}; head hash {}",
                     report["records"],
                     report["headSeq"],
                     report["headHash"].as_str().unwrap_or("")
@@ -58,6 +63,7 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
             let since_ms = since.as_deref().map(parse_since).transpose()?;
             let mut out = std::io::stdout().lock();
             let mut from = 1;
+            let mut written = 0usize;
             loop {
                 let command = Command::AuditExport {
                     from,
@@ -68,12 +74,17 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
                 let page = execute(config, command)?;
                 for record in page["records"].as_array().into_iter().flatten() {
                     writeln!(out, "{record}").map_err(|e| e.to_string())?;
+                    written += 1;
                 }
                 match page["next"].as_u64() {
                     Some(next) => from = next,
-                    None => return Ok(()),
+                    None => break,
                 }
             }
+            if written == 0 {
+                eprintln!("no audit records matched");
+            }
+            Ok(())
         }
     }
 }
@@ -106,7 +117,14 @@ fn parse_date(text: &str) -> Option<i64> {
         return None;
     }
     let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&m) || !(1..=days).contains(&d) {
         return None;
     }
     // Days from the civil date (proleptic Gregorian), after H. Hinnant.
@@ -128,6 +146,9 @@ mod tests {
         assert_eq!(parse_date("2026-12-04"), Some(1_796_342_400_000));
         assert_eq!(parse_date("2000-03-01"), Some(951_868_800_000));
         assert!(parse_date("2026-13-01").is_none());
+        assert!(parse_date("2026-02-29").is_none());
+        assert!(parse_date("2026-04-31").is_none());
+        assert_eq!(parse_date("2024-02-29"), Some(1_709_164_800_000));
         assert!(parse_date("26-12-01").is_none());
         let day_ago = parse_since("24h").expect("age");
         assert!((now_ms() - day_ago - 86_400_000).abs() < 1000);

@@ -97,7 +97,11 @@ impl Store {
                 row.clear();
                 row.extend_from_slice(&hash);
                 row.extend_from_slice(&body);
-                audit.insert(seq, row.as_slice())?;
+                // A row already there means the head was moved back or lost:
+                // nothing of this batch is written rather than a record replaced.
+                if audit.insert(seq, row.as_slice())?.is_some() {
+                    return Err(StoreError::AuditOverwrite(seq));
+                }
                 head = ChainPoint { seq, hash };
             }
             meta.insert(HEAD, head.to_bytes().as_slice())?;
@@ -108,8 +112,9 @@ impl Store {
     }
 
     /// Runs `walk` over one consistent snapshot: the checkpoint, the head, and
-    /// every record after the checkpoint, in order. Writes that land while it
-    /// runs are not seen, so a walk never mistakes them for a break.
+    /// every stored record, in order, including any that lie at or below the
+    /// checkpoint or past the head. Writes that land while it runs are not
+    /// seen, so a walk never mistakes them for a break.
     pub fn audit_snapshot<T>(
         &self,
         walk: impl FnOnce(
@@ -130,7 +135,7 @@ impl Store {
             (point(CHECKPOINT)?, point(HEAD)?)
         };
         let audit = txn.open_table(AUDIT)?;
-        let mut rows = audit.range(checkpoint.seq + 1..)?.map(|row| {
+        let mut rows = audit.iter()?.map(|row| {
             let (seq, value) = row?;
             Ok(stored(seq.value(), value.value()))
         });
@@ -200,5 +205,159 @@ impl Store {
         };
         txn.commit()?;
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Actor, Record, verify_chain};
+    use crate::protocol::b64;
+
+    /// A store holding five chained records.
+    fn five() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("k.redb")).expect("opens");
+        append(&store, 5).expect("appended");
+        (dir, store)
+    }
+
+    fn append(store: &Store, count: usize) -> Result<ChainPoint, StoreError> {
+        store.append_audit(count, |seq, prev| {
+            let record = Record {
+                seq,
+                at: 1_000,
+                tenant: None,
+                actor: Actor::System,
+                action: "session.expire".into(),
+                outcome: "success".into(),
+                details: serde_json::json!({}),
+                prev: b64::encode(prev),
+            };
+            serde_json::to_vec(&record).expect("json")
+        })
+    }
+
+    /// Edits the file the way someone with write access to it could.
+    fn tamper(store: &Store, edit: impl FnOnce(&mut AuditTable, &mut MetaTable)) {
+        let txn = store.db.begin_write().expect("txn");
+        {
+            let mut audit = txn.open_table(AUDIT).expect("audit");
+            let mut meta = txn.open_table(META).expect("meta");
+            edit(&mut audit, &mut meta);
+        }
+        txn.commit().expect("commit");
+    }
+
+    type AuditTable<'t> = redb::Table<'t, u64, &'static [u8]>;
+    type MetaTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+
+    fn row(audit: &AuditTable, seq: u64) -> Vec<u8> {
+        audit.get(seq).expect("read").expect("row").value().to_vec()
+    }
+
+    fn first_break(store: &Store) -> (u64, String) {
+        let report = verify_chain(store).expect("walks");
+        assert!(!report.ok, "{report:?}");
+        let found = report.first_break.expect("a break");
+        (found.seq, found.reason)
+    }
+
+    fn rows(store: &Store) -> Vec<u64> {
+        store.audit_page(0, 100).expect("page").iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn a_healthy_log_verifies() {
+        let (_dir, store) = five();
+        let report = verify_chain(&store).expect("walks");
+        assert!(report.ok && report.records == 5 && report.head_seq == 5, "{report:?}");
+    }
+
+    #[test]
+    fn a_lost_head_is_a_break_and_no_record_is_written_over() {
+        let (_dir, store) = five();
+        let before = {
+            let txn = store.db.begin_read().expect("txn");
+            let audit = txn.open_table(AUDIT).expect("audit");
+            audit.get(1).expect("read").expect("row").value().to_vec()
+        };
+        tamper(&store, |_, meta| {
+            meta.remove(HEAD).expect("removed");
+        });
+        let (seq, reason) = first_break(&store);
+        assert_eq!(seq, 1);
+        assert!(reason.contains("past the head"), "{reason}");
+
+        let refused = append(&store, 1).expect_err("refused");
+        assert!(matches!(refused, StoreError::AuditOverwrite(1)), "{refused}");
+        assert!(refused.to_string().contains("keyri audit verify"));
+        let txn = store.db.begin_read().expect("txn");
+        let audit = txn.open_table(AUDIT).expect("audit");
+        let after = audit.get(1).expect("read").expect("row");
+        assert_eq!(after.value(), before.as_slice());
+        assert_eq!(rows(&store), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_head_moved_back_is_a_break_at_the_first_record_past_it() {
+        let (_dir, store) = five();
+        tamper(&store, |audit, meta| {
+            let hash: [u8; 32] = row(audit, 3)[..32].try_into().expect("hash");
+            let point = ChainPoint { seq: 3, hash };
+            meta.insert(HEAD, point.to_bytes().as_slice()).expect("moved");
+        });
+        assert_eq!(first_break(&store).0, 4);
+    }
+
+    #[test]
+    fn the_newest_record_rewritten_with_its_hash_is_a_break_at_it() {
+        let (_dir, store) = five();
+        tamper(&store, |audit, _| {
+            let old = row(audit, 5);
+            let body = String::from_utf8_lossy(&old[32..]).replace("expire", "confirm");
+            let mut new: Vec<u8> = Sha256::digest(body.as_bytes()).to_vec();
+            new.extend_from_slice(body.as_bytes());
+            audit.insert(5, new.as_slice()).expect("rewritten");
+        });
+        let (seq, reason) = first_break(&store);
+        assert_eq!(seq, 5);
+        assert!(reason.contains("does not match the head"), "{reason}");
+    }
+
+    #[test]
+    fn a_record_added_past_the_head_is_a_break() {
+        let (_dir, store) = five();
+        tamper(&store, |audit, _| {
+            let copy = row(audit, 3);
+            audit.insert(6, copy.as_slice()).expect("added");
+        });
+        let (seq, reason) = first_break(&store);
+        assert_eq!(seq, 6);
+        assert!(reason.contains("past the head"), "{reason}");
+    }
+
+    #[test]
+    fn a_checkpoint_moved_over_kept_records_is_a_break() {
+        let (_dir, store) = five();
+        tamper(&store, |audit, meta| {
+            let hash: [u8; 32] = row(audit, 2)[..32].try_into().expect("hash");
+            let point = ChainPoint { seq: 2, hash };
+            meta.insert(CHECKPOINT, point.to_bytes().as_slice()).expect("moved");
+        });
+        let (seq, reason) = first_break(&store);
+        assert_eq!(seq, 1);
+        assert!(reason.contains("checkpoint"), "{reason}");
+    }
+
+    #[test]
+    fn records_pruned_behind_the_checkpoint_still_verify() {
+        let (_dir, store) = five();
+        let removed = store.prune_audit(100, |_| true).expect("pruned");
+        assert_eq!(removed, 5);
+        append(&store, 2).expect("appended after pruning");
+        let report = verify_chain(&store).expect("walks");
+        assert!(report.ok, "{report:?}");
+        assert_eq!((report.from_seq, report.records, report.head_seq), (5, 2, 7));
     }
 }

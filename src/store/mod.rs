@@ -27,6 +27,11 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("stored record is unreadable: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error(
+        "audit record {0} is already stored but lies past the log's head; nothing was \
+         written (run `keyri audit verify`)"
+    )]
+    AuditOverwrite(u64),
     #[error("the database is closed because the server is stopping")]
     Closed,
     #[error("cannot create {path}: {source}")]

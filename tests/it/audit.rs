@@ -92,6 +92,24 @@ async fn logins_keys_and_verifications_are_recorded_without_secrets_or_payloads(
     assert!(!text.contains(&secret), "a secret leaked into the log");
     let raw = std::fs::read(app.config.db_path()).expect("db file");
     assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()));
+
+    // --tenant takes what the other commands take; a wrong one is an error.
+    let data = app.config.storage.data_dir.clone();
+    let app_key = app.app_key.clone();
+    let (mine, unknown, gone) = tokio::task::spawn_blocking(move || {
+        let mine = export(&data, &["--tenant", &app_key]);
+        (mine, keyri(&data, &["audit", "export", "--tenant", "Nobody"]), {
+            keyri(&data, &["audit", "export", "--tenant", "tn_deleted"])
+        })
+    })
+    .await
+    .expect("ran");
+    assert_eq!(mine, records);
+    assert!(!unknown.status.success());
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(said.contains("no tenant \"Nobody\""), "{said}");
+    assert!(gone.status.success() && gone.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no audit records matched"));
     app.stop().await;
 }
 
