@@ -381,6 +381,14 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
+        // Zero needs no unit; any other bare number is refused, since `--grace 24`
+        // meant as hours would end a secret within seconds.
+        None if text.bytes().all(|b| b == b'0') && !text.is_empty() => (text, "s"),
+        None if !text.is_empty() => {
+            return Err(format!(
+                "duration {text:?} needs a unit: {text}s, {text}m, {text}h or {text}d"
+            ));
+        }
         None => (text, "s"),
     };
     let value: u64 = digits.parse().map_err(|_| format!("bad duration {text:?}"))?;
@@ -400,7 +408,10 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units_and_refuse_garbage() {
-        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("0"), Ok(0));
+        let bare = parse_duration("24").expect_err("a bare number is refused");
+        assert!(bare.contains("24h"), "{bare}");
         assert_eq!(parse_duration("15m"), Ok(900));
         assert_eq!(parse_duration("24h"), Ok(86400));
         assert_eq!(parse_duration("2d"), Ok(172_800));

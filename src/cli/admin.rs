@@ -43,44 +43,44 @@ pub fn run(config: &Config, command: AdminCommand) -> Result<(), String> {
         AdminCommand::Create { name } => {
             let password = read_password()?;
             execute(config, Command::AdminCreate { name: name.clone(), password })?;
-            println!("admin {name} created");
+            say!("admin {name} created");
         }
         AdminCommand::ResetPassword { name } => {
             let password = read_password()?;
             execute(config, Command::AdminResetPassword { name: name.clone(), password })?;
-            println!("password of admin {name} reset; their dashboard sign-ins ended");
+            say!("password of admin {name} reset; their dashboard sign-ins ended");
         }
         AdminCommand::Token(TokenCommand::Create { name, json }) => {
             let value = execute(config, Command::AdminTokenCreate { name })?;
             match json {
-                true => println!("{value}"),
+                true => say!("{value}"),
                 false => {
                     let text = |key: &str| value[key].as_str().unwrap_or("").to_owned();
-                    println!("admin API token {} (shown only now, store it safely):", text("id"));
-                    println!("{}", text("token"));
+                    say!("admin API token {} (shown only now, store it safely):", text("id"));
+                    say!("{}", text("token"));
                 }
             }
         }
         AdminCommand::Token(TokenCommand::List { json }) => {
             let value = execute(config, Command::AdminTokenList)?;
             if json {
-                println!("{value}");
+                say!("{value}");
                 return Ok(());
             }
             let rows = value.as_array().cloned().unwrap_or_default();
             if rows.is_empty() {
-                println!("no admin tokens");
+                say!("no admin tokens");
             }
             for row in rows {
                 let created = row["createdAt"].as_i64().map(super::format_time).unwrap_or_default();
                 let (id, name) =
                     (row["id"].as_str().unwrap_or(""), row["name"].as_str().unwrap_or(""));
-                println!("{id}  acts as {name}  created {created}");
+                say!("{id}  acts as {name}  created {created}");
             }
         }
         AdminCommand::Token(TokenCommand::Revoke { id }) => {
             execute(config, Command::AdminTokenRevoke { id: id.clone() })?;
-            println!("admin token {id} revoked");
+            say!("admin token {id} revoked");
         }
     }
     Ok(())

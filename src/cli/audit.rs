@@ -33,14 +33,14 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
         AuditCommand::Verify { json } => {
             let report = execute(config, Command::AuditVerify)?;
             if json {
-                println!("{report}");
+                say!("{report}");
             } else if report["ok"] == true {
                 // Retention moves the start: say so, or a shorter log goes unnoticed.
                 let from = match report["fromSeq"].as_u64() {
                     Some(0) | None => "from the start".to_owned(),
                     Some(seq) => format!("from the retention checkpoint at sequence {seq}"),
                 };
-                println!(
+                say!(
                     "audit log intact: {} records checked {from}, up to sequence {}; head hash {}",
                     report["records"],
                     report["headSeq"],
@@ -73,7 +73,9 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
                 };
                 let page = execute(config, command)?;
                 for record in page["records"].as_array().into_iter().flatten() {
-                    writeln!(out, "{record}").map_err(|e| e.to_string())?;
+                    if let Err(e) = writeln!(out, "{record}") {
+                        super::output_failed(&e);
+                    }
                     written += 1;
                 }
                 match page["next"].as_u64() {
@@ -94,7 +96,7 @@ pub fn backup(config: &Config, file: &Path) -> Result<(), String> {
     // absolute one.
     let path = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let done = execute(config, Command::Backup { path })?;
-    println!("backup written to {} ({} rows)", file.display(), done["rows"]);
+    say!("backup written to {} ({} rows)", file.display(), done["rows"]);
     Ok(())
 }
 

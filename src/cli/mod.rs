@@ -1,6 +1,17 @@
 //! The `keyri` command line: the server, operator commands and the phone
 //! simulator.
 
+/// `println!` for a command's output: when the reader has gone away, as with
+/// `keyri tenant list | head -1`, the command ends quietly instead of panicking.
+macro_rules! say {
+    () => {
+        $crate::cli::say_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::say_line(format_args!($($arg)*))
+    };
+}
+
 mod admin;
 mod audit;
 mod phone;
@@ -83,6 +94,25 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes one line of output; see `say!`.
+pub(crate) fn say_line(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let written = writeln!(std::io::stdout().lock(), "{line}");
+    if let Err(e) = written {
+        output_failed(&e);
+    }
+}
+
+/// Ends the command after its output could not be written: quietly when the
+/// reader closed the pipe (it took what it wanted), with an error otherwise.
+pub(crate) fn output_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("keyri: cannot write the output: {e}");
+    std::process::exit(1);
 }
 
 /// Runs an operator command on the database file, or through the running

@@ -121,11 +121,11 @@ pub fn run(command: PhoneCommand) -> Result<(), String> {
                 show(&login);
                 if !yes && !ask("Approve this login?")? {
                     client.deny(&login.session_id).await.map_err(explain)?;
-                    println!("Denied.");
+                    say!("Denied.");
                     return Ok(());
                 }
                 client.confirm(&login, &payload).await.map_err(explain)?;
-                println!("Approved: the payload was sealed and handed to the browser.");
+                say!("Approved: the payload was sealed and handed to the browser.");
                 Ok(())
             }
             PhoneCommand::Register { username, server, api_secret, label, keys } => {
@@ -135,7 +135,7 @@ pub fn run(command: PhoneCommand) -> Result<(), String> {
                 let (client, login) = fetch(&target).await?;
                 show(&login);
                 client.deny(&login.session_id).await.map_err(explain)?;
-                println!("Denied.");
+                say!("Denied.");
                 Ok(())
             }
         }
@@ -185,7 +185,7 @@ async fn register(
     let key_id = crate::protocol::PublicKey::from_b64(&public_key)
         .map(|k| k.fingerprint().to_string())
         .unwrap_or_default();
-    println!("Device key {key_id} is registered for {username}.");
+    say!("Device key {key_id} is registered for {username}.");
     Ok(())
 }
 
@@ -230,19 +230,19 @@ fn read_code(code: &str) -> Result<String, String> {
 fn show(login: &PendingLogin) {
     let view = &login.view;
     let widget = &view.widget;
-    println!("Login request");
-    println!("  from:     {}", widget.origin.as_deref().unwrap_or("a native app (no web origin)"));
-    println!("  browser:  {} on {}", widget.browser, widget.os);
-    println!("  address:  {} (this phone: {})", widget.ip, view.mobile.ip);
+    say!("Login request");
+    say!("  from:     {}", widget.origin.as_deref().unwrap_or("a native app (no web origin)"));
+    say!("  browser:  {} on {}", widget.browser, widget.os);
+    say!("  address:  {} (this phone: {})", widget.ip, view.mobile.ip);
     if let Some(location) = &widget.location {
         let place = [&location.city, &location.country].map(|p| p.as_deref().unwrap_or("?"));
-        println!("  location: {}, {}", place[0], place[1]);
+        say!("  location: {}, {}", place[0], place[1]);
     }
     if view.risk.is_empty() {
-        println!("  risk:     no warnings");
+        say!("  risk:     no warnings");
     }
     for risk in &view.risk {
-        println!("  WARNING:  {}", describe_risk(risk));
+        say!("  WARNING:  {}", describe_risk(risk));
     }
 }
 
@@ -263,7 +263,7 @@ fn ask(question: &str) -> Result<bool, String> {
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
     if read == 0 {
-        println!();
+        say!();
         return Err("no answer (input closed): nothing was sent; use --yes to approve".into());
     }
     Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))

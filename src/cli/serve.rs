@@ -43,7 +43,11 @@ pub fn run(config: Config) -> Result<(), String> {
         if let Some(link) = &running.setup_link {
             // Printed, never logged: whoever has the link chooses the first
             // admin's password.
-            println!("No admin yet. Choose the first admin's password here (works once): {link}");
+            use std::io::Write;
+            let line = "No admin yet. Choose the first admin's password here (works once)";
+            if let Err(e) = writeln!(std::io::stdout().lock(), "{line}: {link}") {
+                tracing::warn!(error = %e, "the setup link could not be printed; use `keyri admin create`");
+            }
         }
 
         loop {

@@ -113,7 +113,7 @@ pub fn run(config: &Config, command: TenantCommand) -> Result<(), String> {
 
 fn print(value: &Value, json: bool) {
     if json {
-        println!("{value}");
+        say!("{value}");
         return;
     }
     let rows = match value {
@@ -121,28 +121,28 @@ fn print(value: &Value, json: bool) {
         one => vec![one.clone()],
     };
     if rows.is_empty() {
-        println!("no tenants");
+        say!("no tenants");
     }
     for row in rows {
-        println!("{}  {}", row["id"].as_str().unwrap_or(""), row["name"].as_str().unwrap_or(""));
-        println!("  app key:  {}", row["appKey"].as_str().unwrap_or(""));
+        say!("{}  {}", row["id"].as_str().unwrap_or(""), row["name"].as_str().unwrap_or(""));
+        say!("  app key:  {}", row["appKey"].as_str().unwrap_or(""));
         let now = crate::protocol::now_ms();
         for old in row["previousAppKeys"].as_array().into_iter().flatten() {
             let Some(until) = old["expiresAt"].as_i64().filter(|until| *until > now) else {
                 continue;
             };
             let key = old["appKey"].as_str().unwrap_or("");
-            println!("  previous app key: {key} (accepted until {})", super::format_time(until));
+            say!("  previous app key: {key} (accepted until {})", super::format_time(until));
         }
         let origins: Vec<&str> = row["origins"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        println!("  origins:  {}", origins.join(", "));
+        say!("  origins:  {}", origins.join(", "));
         for secret in row["secrets"].as_array().into_iter().flatten() {
             let until = secret["expiresAt"].as_i64().map(super::format_time);
             let label = secret["label"].as_str().filter(|l| !l.is_empty());
-            println!(
+            say!(
                 "  secret:   {}{}{}",
                 secret["id"].as_str().unwrap_or(""),
                 label.map(|l| format!(" {l}")).unwrap_or_default(),
@@ -150,18 +150,18 @@ fn print(value: &Value, json: bool) {
             );
         }
         if let Some(secret) = row["apiSecret"].as_str() {
-            println!("  API secret (shown only now, store it safely): {secret}");
-            println!("  secret id: {}", row["secretId"].as_str().unwrap_or(""));
+            say!("  API secret (shown only now, store it safely): {secret}");
+            say!("  secret id: {}", row["secretId"].as_str().unwrap_or(""));
         }
         if let Some(id) = row["revokedSecretId"].as_str() {
-            println!("  revoked secret: {id}");
+            say!("  revoked secret: {id}");
         }
         if let Some(until) = row["previousValidUntil"].as_i64() {
             let what = if row["apiSecret"].is_string() { "secret" } else { "app key" };
-            println!("  previous {what} valid until: {}", super::format_time(until));
+            say!("  previous {what} valid until: {}", super::format_time(until));
         }
         if row["enabled"] == Value::Bool(false) {
-            println!("  disabled");
+            say!("  disabled");
         }
     }
 }

@@ -59,6 +59,29 @@ fn tenant_create_prints_the_secret_once_and_list_never_does() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let args = ["tenant", "create", "--name", "Acme", "--origin", "https://a.example"];
+    assert!(keyri(&args, &data).status.success());
+    for args in [&["tenant", "list"][..], &["audit", "export"][..]] {
+        // As `keyri tenant list | head -0`: the reader is gone before any output.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
+            .args(args)
+            .env("KEYRI_STORAGE_DATA_DIR", &data)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .output()
+            .expect("keyri runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {:?} {stderr}", output.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn bad_tenant_input_is_one_clear_line_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
@@ -75,6 +98,23 @@ fn bad_tenant_input_is_one_clear_line_and_changes_nothing() {
     }
     let listed = json_out(&keyri(&["tenant", "list", "--json"], &data));
     assert_eq!(listed, serde_json::json!([]));
+}
+
+#[test]
+fn a_grace_without_a_unit_is_refused_and_no_secret_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let args = ["tenant", "create", "--name", "Acme", "--origin", "https://a.example"];
+    assert!(keyri(&args, &data).status.success());
+    let before = json_out(&keyri(&["tenant", "list", "--json"], &data));
+    for flag in ["--grace", "--overlap"] {
+        let command = if flag == "--grace" { "rotate-secret" } else { "rotate-app-key" };
+        let output = keyri(&["tenant", command, "Acme", flag, "24"], &data);
+        assert!(!output.status.success(), "{command} {flag} 24 succeeded");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("needs a unit") && stderr.contains("24h"), "{stderr}");
+    }
+    assert_eq!(json_out(&keyri(&["tenant", "list", "--json"], &data)), before);
 }
 
 #[test]
