@@ -89,6 +89,14 @@ pub fn reset_password(
     Ok(())
 }
 
+/// The outcome of a sign-in check.
+pub struct Checked {
+    pub valid: bool,
+    /// Whether the name is an admin's, for the audit record only: the answer to
+    /// the client is the same either way.
+    pub known: bool,
+}
+
 /// Checks a sign-in. Unknown names cost the same as wrong passwords and get
 /// the same answer. Slow: verifies a hash.
 pub fn check(
@@ -96,10 +104,11 @@ pub fn check(
     hasher: &Hasher,
     name: &str,
     password: &Password,
-) -> Result<bool, AdminError> {
+) -> Result<Checked, AdminError> {
     let account = match AdminName::parse(name) {
         Ok(name) => directory.with_store(|s| s.admin(name.as_str()))?,
         Err(_) => None,
     };
-    Ok(hasher.verify(password, account.as_ref().map(|a| a.password_hash.as_str())))
+    let valid = hasher.verify(password, account.as_ref().map(|a| a.password_hash.as_str()));
+    Ok(Checked { valid, known: account.is_some() })
 }

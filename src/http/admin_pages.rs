@@ -139,17 +139,21 @@ async fn authenticate(
 ) -> Result<Option<AdminName>, ApiError> {
     let (auth, directory, typed) = (state.admin.clone(), state.directory.clone(), name.clone());
     let password = Password::presented(password);
-    let valid =
+    let checked =
         blocking(move || accounts::check(&directory, &auth.hasher, &typed, &password)).await?;
 
-    let admin = valid.then(|| AdminName::parse(&name).ok()).flatten();
+    let admin = checked.valid.then(|| AdminName::parse(&name).ok()).flatten();
+    let failed = Event::new(None, Actor::Anonymous { ip: ip.into() }, SIGN_IN)
+        .outcome("bad_credentials")
+        .detail("nameKnown", checked.known);
     let event = match &admin {
         Some(admin) => {
             Event::new(None, Actor::Admin { name: admin.as_str().into() }, SIGN_IN).detail("ip", ip)
         }
-        None => Event::new(None, Actor::Anonymous { ip: ip.into() }, SIGN_IN)
-            .outcome("bad_credentials")
-            .detail("name", name.chars().take(64).collect::<String>()),
+        // An admin's name is worth recording. Anything else may be a password
+        // typed into the wrong field, so it is not kept, not even hashed.
+        None if checked.known => failed.detail("name", name),
+        None => failed,
     };
     state.audit.record(event).await.map_err(ApiError::internal)?;
     match &admin {

@@ -107,6 +107,27 @@ async fn brute_force_sign_in_is_throttled_even_for_the_right_password() {
 }
 
 #[tokio::test]
+async fn a_failed_sign_in_records_an_admin_name_but_never_other_typed_text() {
+    let app = TestApp::start().await;
+    AdminClient::set_up(&app).await;
+    let typed = "CorrectHorse!Battery9";
+    let mut client = AdminClient::new(&app);
+    assert_eq!(client.sign_in(typed, "anything at all").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(client.sign_in(ADMIN, "a wrong password").await.status, StatusCode::UNAUTHORIZED);
+
+    let failures = audit_actions(&app, "admin.sign_in").await;
+    let failures: Vec<_> = failures.iter().filter(|r| r["outcome"] == "bad_credentials").collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    let known: Vec<_> = failures.iter().map(|r| &r["details"]["nameKnown"]).collect();
+    assert_eq!(known, [&json!(false), &json!(true)]);
+    assert_eq!(failures[1]["details"]["name"], ADMIN);
+    assert!(failures[0]["details"].get("name").is_none(), "{:?}", failures[0]);
+    let raw = std::fs::read(app.config.db_path()).expect("db file");
+    assert!(!raw.windows(typed.len()).any(|w| w == typed.as_bytes()), "typed text stored");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn forms_without_the_right_csrf_token_change_nothing() {
     let app = TestApp::start().await;
     let mut admin = AdminClient::set_up(&app).await;
