@@ -10,8 +10,8 @@ use tokio::sync::watch;
 
 use crate::admin::{AdminAuth, accounts};
 use crate::admin_socket;
-use crate::audit::AuditLog;
 use crate::audit::writer::Writer;
+use crate::audit::{Actor, AuditLog, Event, action};
 use crate::config::Config;
 use crate::config::OWASP_MEMORY_KIB;
 use crate::directory::Directory;
@@ -43,6 +43,8 @@ pub enum StartError {
     Geo(String),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// A running server.
@@ -78,9 +80,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
     };
     let store = Store::open(&config.db_path())?;
     let directory = Arc::new(Directory::new(store)?);
-    let (demo_app_key, demo_secret) = match config.demo.enabled {
+    let (demo_app_key, demo_secret, demo_change) = match config.demo.enabled {
         true => ensure_demo_tenant(&directory, &config, &public_url)?,
-        false => (None, None),
+        false => (None, None, None),
     };
     let geo = match config.geoip.database.as_str() {
         "" => None,
@@ -101,6 +103,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
             (AuditLog::disabled(), None)
         }
     };
+    if let Some(change) = demo_change {
+        audit.record(change).await?;
+    }
     let (admin_auth, setup_link) = admin_auth(&config, &directory, &public_url).await?;
     let admin = admin_socket::Listener::start(
         &config,
@@ -239,31 +244,46 @@ async fn admin_auth(
     Ok((auth, link))
 }
 
+/// What `ensure_demo_tenant` did: the demo's app key (none when the database
+/// already had tenants but no demo), its API secret when it was created just
+/// now, and the audit record of a change, if it made one.
+type DemoReady = (Option<String>, Option<NewSecret>, Option<Event>);
+
 /// Creates the demo tenant on first start; on later starts makes sure it
-/// still allows the current public URL. Returns its app key, or nothing when
-/// the database already had tenants but no demo, and its API secret when it
-/// was created just now.
+/// still allows the current public URL.
 fn ensure_demo_tenant(
     directory: &Directory,
     config: &Config,
     public_url: &str,
-) -> Result<(Option<String>, Option<NewSecret>), StoreError> {
+) -> Result<DemoReady, StoreError> {
     let origins = demo_origins(public_url);
     let existing = directory.list()?.into_iter().find(|t| t.demo);
     let mut created_secret = None;
+    let change;
     let tenant = match existing {
-        Some(tenant) if origins.iter().all(|o| tenant.origins.contains(o)) => tenant,
+        Some(tenant) if origins.iter().all(|o| tenant.origins.contains(o)) => {
+            change = None;
+            tenant
+        }
         Some(tenant) => {
-            let (tenant, ()) = directory.update(&tenant.id, |t| {
+            let (tenant, added) = directory.update(&tenant.id, |t| {
+                let mut added = Vec::new();
                 for origin in &origins {
                     if !t.origins.contains(origin) {
                         t.origins.push(origin.clone());
+                        added.push(origin.clone());
                     }
                 }
+                added
             })?;
+            let event = Event::new(Some(&tenant.id), Actor::System, action::TENANT_UPDATE)
+                .detail("name", tenant.name.clone())
+                .detail("originsAdded", added)
+                .detail("reason", "the demo follows the server's public URL");
+            change = Some(event);
             tenant
         }
-        None if !directory.list()?.is_empty() => return Ok((None, None)),
+        None if !directory.list()?.is_empty() => return Ok((None, None, None)),
         None => {
             let new = NewTenant {
                 name: "Demo".into(),
@@ -277,11 +297,16 @@ fn ensure_demo_tenant(
             };
             let (tenant, secret) = directory.create(new)?;
             created_secret = Some(secret);
+            let event = Event::new(Some(&tenant.id), Actor::System, action::TENANT_CREATE)
+                .detail("name", tenant.name.clone())
+                .detail("origins", tenant.origins.clone())
+                .detail("demo", true);
+            change = Some(event);
             tenant
         }
     };
     tracing::info!(app_key = %tenant.app_key, "demo ready at {public_url}/demo");
-    Ok((Some(tenant.app_key), created_secret))
+    Ok((Some(tenant.app_key), created_secret, change))
 }
 
 /// The public URL's origin, plus its twin when it is a loopback address, since

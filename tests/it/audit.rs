@@ -69,6 +69,7 @@ async fn logins_keys_and_verifications_are_recorded_without_secrets_or_payloads(
         })
         .collect();
     let expected = [
+        ("tenant.create", "success"),
         ("session.confirm", "success"),
         ("session.deny", "success"),
         ("user_key.register", "success"),
@@ -80,12 +81,16 @@ async fn logins_keys_and_verifications_are_recorded_without_secrets_or_payloads(
     assert_eq!(summary, expected);
 
     let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().expect("seq")).collect();
-    assert_eq!(seqs, (1..=5).collect::<Vec<_>>());
-    assert_eq!(records[0]["details"]["session"], widget.session_id.as_str());
-    assert_eq!(records[0]["actor"]["kind"], "anonymous");
-    assert_eq!(records[0]["actor"]["ip"], "127.0.0.1");
-    assert_eq!(records[2]["actor"]["kind"], "api_secret");
-    assert_eq!(records[2]["details"]["keyId"], key_id.as_str());
+    assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+    // The server made the demo tenant on its first start, and says so.
+    assert_eq!(records[0]["actor"]["kind"], "system");
+    assert_eq!(records[0]["details"]["demo"], true);
+    assert_eq!(records[0]["details"]["name"], "Demo");
+    assert_eq!(records[1]["details"]["session"], widget.session_id.as_str());
+    assert_eq!(records[1]["actor"]["kind"], "anonymous");
+    assert_eq!(records[1]["actor"]["ip"], "127.0.0.1");
+    assert_eq!(records[3]["actor"]["kind"], "api_secret");
+    assert_eq!(records[3]["details"]["keyId"], key_id.as_str());
 
     let text = serde_json::to_string(&records).expect("json");
     assert!(!text.contains("secret-session-token"), "a payload leaked into the log");
@@ -125,10 +130,10 @@ async fn a_session_that_expires_after_a_scan_is_recorded() {
 
     let data = app.config.storage.data_dir.clone();
     let records = tokio::task::spawn_blocking(move || export(&data, &[])).await.expect("ran");
-    assert_eq!(records.len(), 1, "only the scanned session's expiry: {records:?}");
-    assert_eq!(records[0]["action"], "session.expire");
-    assert_eq!(records[0]["actor"]["kind"], "system");
-    assert_eq!(records[0]["details"]["session"], scanned.session_id.as_str());
+    let actions: Vec<&str> = records.iter().filter_map(|r| r["action"].as_str()).collect();
+    assert_eq!(actions, ["tenant.create", "session.expire"], "only the scanned one expires");
+    assert_eq!(records[1]["actor"]["kind"], "system");
+    assert_eq!(records[1]["details"]["session"], scanned.session_id.as_str());
     app.stop().await;
 }
 
@@ -144,7 +149,7 @@ async fn an_edited_or_removed_record_is_found_by_verify() {
     let _dir = app.stop().await;
 
     let (ok, report) = verify(&data);
-    assert!(ok && report["ok"] == true && report["records"] == 3, "{report}");
+    assert!(ok && report["ok"] == true && report["records"] == 4, "{report}");
 
     {
         let db = redb::Database::open(&db_path).expect("opens");
@@ -208,7 +213,7 @@ async fn a_backup_taken_while_the_server_runs_is_whole_and_verifies() {
     assert_eq!(tenants.len(), 1);
     assert_eq!(tenants[0].app_key, app.app_key);
     let report = keyri::audit::verify_chain(&store).expect("verifies");
-    assert!(report.ok && report.records == 1, "{report:?}");
+    assert!(report.ok && report.records == 2, "the demo's creation and the login: {report:?}");
     let tokens = store.admin_tokens().expect("admin tokens");
     assert_eq!(tokens.len(), 1, "admin tokens are in the backup");
     assert_eq!(tokens[0].name, "robot");
@@ -547,4 +552,32 @@ async fn a_confirm_that_cannot_be_recorded_delivers_nothing() {
     }
     assert!(matches!(next_frame(&mut widget.ws).await, Frame::Closed));
     app.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_records_the_demo_tenant_it_creates_and_the_origins_it_adds() {
+    let app = TestApp::start().await;
+    let config = app.config.clone();
+    let dir = app.stop().await;
+    // A new start listens on another port, which the demo must then allow.
+    let again = TestApp::start_in(config, dir).await;
+    let port = again.running.addr.port();
+    let data = again.config.storage.data_dir.clone();
+    let records = tokio::task::spawn_blocking(move || export(&data, &[])).await.expect("ran");
+    let actions: Vec<&str> = records.iter().filter_map(|r| r["action"].as_str()).collect();
+    assert_eq!(actions, ["tenant.create", "tenant.update"]);
+    assert_eq!(records[1]["actor"]["kind"], "system");
+    let added =
+        serde_json::json!([format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")]);
+    assert_eq!(records[1]["details"]["originsAdded"], added);
+
+    // A start that changes nothing records nothing.
+    let mut config = again.config.clone();
+    let dir = again.stop().await;
+    config.server.public_url = format!("http://127.0.0.1:{port}");
+    let third = TestApp::start_in(config, dir).await;
+    let data = third.config.storage.data_dir.clone();
+    let records = tokio::task::spawn_blocking(move || export(&data, &[])).await.expect("ran");
+    let _ = third.stop().await;
+    assert_eq!(records.len(), 2, "{records:?}");
 }
