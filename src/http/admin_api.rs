@@ -15,7 +15,9 @@ use super::error::ApiError;
 use crate::admin::audit_query;
 use crate::admin::manage::{self, By, Issued};
 use crate::admin::tokens;
+use crate::audit::{Actor, Event, action};
 use crate::ops::tenant_json;
+use crate::protocol::now_ms;
 use crate::tenants::{Tenant, TenantSettings};
 
 /// Largest request body of the admin API.
@@ -35,7 +37,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/admin/audit", web::get().to(audit));
 }
 
-/// The admin an API token acts as.
+/// The admin an API token acts as. A wrong token counts against its address
+/// as a failed sign-in does, and is recorded; the token itself is not.
 async fn caller(req: &HttpRequest, state: &AppState) -> Result<By, ApiError> {
     let token = header_str(req, "authorization")
         .and_then(|h| h.strip_prefix("Bearer "))
@@ -43,10 +46,26 @@ async fn caller(req: &HttpRequest, state: &AppState) -> Result<By, ApiError> {
         .ok_or_else(|| {
             ApiError::Unauthorized("an admin token is required as a Bearer token".into())
         })?;
+    let ip = client_ip(req).to_string();
+    let now = now_ms();
+    // Per address only: a shared pseudo-account would let anyone lock out
+    // every token.
+    let account = format!("token@{ip}");
+    if let Err(wait) = state.admin.throttle.attempt(&account, &ip, now) {
+        tracing::info!(%ip, "admin token throttled");
+        return Err(ApiError::RateLimited(wait));
+    }
     let directory = state.directory.clone();
     let found = blocking(move || tokens::find(&directory, &token)).await?;
-    let record =
-        found.ok_or_else(|| ApiError::Unauthorized("the admin token is unknown".into()))?;
+    let Some(record) = found else {
+        let event = Event::new(None, Actor::Anonymous { ip: ip.clone() }, action::ADMIN_SIGN_IN)
+            .outcome("bad_token")
+            .detail("method", "token");
+        state.audit.record(event).await.map_err(ApiError::internal)?;
+        tracing::info!(%ip, "unknown admin token");
+        return Err(ApiError::Unauthorized("the admin token is unknown".into()));
+    };
+    state.admin.throttle.succeeded(&account, &ip, now);
     Ok(By { admin: record.name, ip: client_ip(req) })
 }
 

@@ -285,6 +285,31 @@ async fn backend_status(app: &TestApp, secret: &str) -> u16 {
 }
 
 #[tokio::test]
+async fn wrong_admin_tokens_are_recorded_and_then_throttled() {
+    let app = TestApp::start().await;
+    let api = Api::new(&app).await;
+    for i in 0..keyri::admin::throttle::MAX_PER_ACCOUNT {
+        let guess = Api { token: format!("kat_guess_number_{i}"), ..Api::new(&app).await };
+        assert_eq!(guess.call(reqwest::Method::GET, "/tenants", None).await.0, 401, "guess {i}");
+    }
+    // The address used up its failures: even the right token waits now.
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/admin/tenants", app.url))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+
+    let failures = audit_actions(&app, "admin.sign_in").await;
+    assert_eq!(failures.len(), keyri::admin::throttle::MAX_PER_ACCOUNT, "{failures:?}");
+    assert!(failures.iter().all(|r| r["outcome"] == "bad_token"), "{failures:?}");
+    assert!(!serde_json::to_string(&failures).expect("json").contains("kat_guess"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_admin_api_runs_the_secret_lifecycle_and_refuses_without_a_token() {
     let app = TestApp::start().await;
     let api = Api::new(&app).await;
