@@ -362,7 +362,9 @@ impl Config {
             *slot = typed_like(slot, &raw).map_err(err)?;
         }
 
-        table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        // One line, with the setting's name, which the parser puts on a second.
+        let one_line = |e: toml::de::Error| e.to_string().trim().replace('\n', " ");
+        table.try_into().map_err(|e| ConfigError::Invalid(one_line(e)))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -548,6 +550,18 @@ mod tests {
         assert_eq!(config.server.public_url, "https://id.example.com/");
         let bound: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         assert_eq!(config.public_url(bound), "https://id.example.com");
+    }
+
+    #[test]
+    fn a_value_out_of_its_type_is_refused_on_one_line_with_its_name() {
+        for (var, value, name) in [
+            ("KEYRI_AUDIT_RETENTION_DAYS", "-1", "audit.retention_days"),
+            ("KEYRI_AUDIT_COMMIT_DELAY_US", "99999999999", "audit.commit_delay_us"),
+        ] {
+            let err = Config::default().with_env(env(&[(var, value)])).expect_err("refused");
+            let text = err.to_string();
+            assert!(text.contains(name) && !text.contains('\n'), "{text}");
+        }
     }
 
     #[test]

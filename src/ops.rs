@@ -169,13 +169,15 @@ pub fn execute(
                 .update(&tenant, |t| t.rotate_secret(grace_ms))
                 .map_err(|e| e.to_string())?;
             tracing::info!(tenant = %tenant.id, grace_secs, "api secret rotated");
+            let secret_id = tenant.secrets.last().map(|s| s.id.clone());
             record(
                 Event::new(Some(&tenant.id), Actor::Operator, action::SECRET_ROTATE)
+                    .detail("secretId", secret_id.clone())
                     .detail("graceSecs", grace_secs),
             )?;
             let mut out = tenant_json(&tenant);
             out["apiSecret"] = json!(secret.expose());
-            out["secretId"] = json!(tenant.secrets.last().map(|s| &s.id));
+            out["secretId"] = json!(secret_id);
             out["previousValidUntil"] =
                 json!(tenant.secrets.iter().filter_map(|s| s.expires_at).max());
             Ok(out)

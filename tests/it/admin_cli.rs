@@ -111,6 +111,10 @@ async fn admin_commands_work_on_the_file_and_through_the_running_server() {
     assert_eq!(status(app.api_secret.clone()).await, 401, "revoked through the socket");
     let new = rotated["apiSecret"].as_str().expect("secret").to_owned();
     assert_eq!(status(new).await, 200);
+    let recorded = crate::admin::audit_actions(&app, "secret.rotate").await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["details"]["secretId"], rotated["secretId"], "{recorded:?}");
+    assert!(rotated["secretId"].as_str().is_some_and(|id| id.starts_with("sec_")));
 
     let missing = keyri(&["tenant", "revoke-secret", "Demo", "sec_nope"], &data, "");
     assert!(!missing.status.success());
