@@ -15,6 +15,8 @@ pub fn run(config: Config) -> Result<(), String> {
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in a journal or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     raise_open_file_limit();
 

@@ -118,6 +118,31 @@ fn a_grace_without_a_unit_is_refused_and_no_secret_changes() {
 }
 
 #[test]
+fn server_logs_into_a_file_carry_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("keyri.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .arg("serve")
+        .env("KEYRI_STORAGE_DATA_DIR", dir.path().join("data"))
+        .env("KEYRI_SERVER_BIND", "127.0.0.1:0")
+        .env("KEYRI_LOG_LEVEL", "info")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("server starts");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    BufReader::new(stdout).read_line(&mut first).expect("first line");
+    child.kill().expect("stopped");
+    child.wait().expect("reaped");
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("demo ready"), "{first} {text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+}
+
+#[test]
 fn an_unknown_setting_stops_the_server_with_its_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
