@@ -371,6 +371,8 @@ pub fn tenant_json(tenant: &Tenant) -> Value {
         "allowNative": tenant.allow_native,
         "scanUrl": tenant.scan_url,
         "riskPolicy": tenant.risk_policy,
+        "sessionLifetimeSecs": tenant.session_lifetime_secs,
+        "maxSealedBytes": tenant.max_sealed_bytes,
         "enabled": tenant.enabled,
         "createdAt": tenant.created_at,
         "secrets": secrets,

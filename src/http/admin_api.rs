@@ -71,10 +71,7 @@ async fn caller(req: &HttpRequest, state: &AppState) -> Result<By, ApiError> {
 
 /// A tenant with its secrets' metadata (never their hashes).
 fn tenant_view(tenant: &Tenant) -> Value {
-    let mut out = tenant_json(tenant);
-    out["sessionLifetimeSecs"] = json!(tenant.session_lifetime_secs);
-    out["maxSealedBytes"] = json!(tenant.max_sealed_bytes);
-    out
+    tenant_json(tenant)
 }
 
 fn issued_view(issued: &Issued) -> Value {
