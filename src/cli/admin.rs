@@ -93,7 +93,11 @@ fn read_password() -> Result<Redacted, String> {
     if !stdin.is_terminal() {
         let mut line = String::new();
         stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read stdin: {e}"))?;
-        return Ok(Redacted(line.trim_end_matches(['\r', '\n']).to_owned()));
+        let password = line.trim_end_matches(['\r', '\n']);
+        if password.is_empty() {
+            return Err("no password read: give it as the first line of stdin".into());
+        }
+        return Ok(Redacted(password.to_owned()));
     }
     let first = prompt("Password (at least 12 characters): ")?;
     let second = prompt("Password again: ")?;

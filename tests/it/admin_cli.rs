@@ -41,6 +41,11 @@ async fn admin_commands_work_on_the_file_and_through_the_running_server() {
     let short = keyri(&["admin", "create", "bob"], &data, "short\n");
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("12 to 1024"));
+    for nothing in ["", "\n"] {
+        let empty = keyri(&["admin", "create", "bob"], &data, nothing);
+        assert!(!empty.status.success());
+        assert!(String::from_utf8_lossy(&empty.stderr).contains("no password read"));
+    }
 
     let app = TestApp::start_in(
         {
