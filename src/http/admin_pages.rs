@@ -31,6 +31,16 @@ struct LoginPage<'a> {
 #[template(path = "admin/setup.html")]
 struct SetupPage<'a> {
     token: &'a str,
+    error: &'a str,
+}
+
+/// The setup form again with what was wrong, so the link need not be opened
+/// anew; the link stays valid.
+fn setup_again(token: &str, error: &str) -> Result<HttpResponse, PageError> {
+    let body = SetupPage { token, error }.render().map_err(ApiError::internal)?;
+    let mut page = page(body);
+    *page.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+    Ok(page)
 }
 
 #[derive(Deserialize)]
@@ -111,7 +121,15 @@ pub async fn login(
     let now = now_ms();
     if let Err(wait) = state.admin.throttle.attempt(&form.name, &ip, now) {
         tracing::info!(%ip, "sign-in throttled");
-        return Err(ApiError::RateLimited(wait).into());
+        let text = format!(
+            "Too many failed sign-ins for this name or from this address. Try again in {}.",
+            if wait < 120 { format!("{wait} s") } else { format!("{} min", wait.div_ceil(60)) }
+        );
+        let status = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+        let mut page = login_page(&state, &text, status)?;
+        let retry = header::HeaderValue::from(wait);
+        page.headers_mut().insert(header::RETRY_AFTER, retry);
+        return Ok(page);
     }
 
     let form = form.into_inner();
@@ -215,7 +233,7 @@ pub async fn setup_form(
     if !state.admin.setup.is_valid(&query.token, now_ms()) {
         return Err(ApiError::Missing(SETUP_LINK_GONE).into());
     }
-    let body = SetupPage { token: &query.token }.render().map_err(ApiError::internal)?;
+    let body = SetupPage { token: &query.token, error: "" }.render().map_err(ApiError::internal)?;
     Ok(page(body))
 }
 
@@ -230,11 +248,17 @@ pub async fn setup(
     }
 
     let form = form.into_inner();
-    let name = AdminName::parse(&form.name).map_err(ApiError::from)?;
+    let name = match AdminName::parse(&form.name) {
+        Ok(name) => name,
+        Err(e) => return setup_again(&form.token, &e.to_string()),
+    };
     if form.password != form.confirm {
-        return Err(ApiError::BadRequest("the two passwords differ".into()).into());
+        return setup_again(&form.token, "The two passwords differ.");
     }
-    let password = Password::new(form.password).map_err(ApiError::from)?;
+    let password = match Password::new(form.password) {
+        Ok(password) => password,
+        Err(e) => return setup_again(&form.token, &e.to_string()),
+    };
     let (auth, directory, who) = (state.admin.clone(), state.directory.clone(), name.clone());
     blocking(move || accounts::create(&directory, &auth.hasher, &who, &password, true)).await?;
     state.admin.setup.consume(&form.token, now_ms());

@@ -19,6 +19,26 @@ async fn the_setup_link_creates_the_first_admin_once() {
     let guessed = stranger.get("/admin/setup?token=not-the-token").await;
     assert_eq!(guessed.status, StatusCode::NOT_FOUND);
 
+    // A mistake shows the form again with what was wrong; the link still works.
+    let mut first = AdminClient::new(&app);
+    assert_eq!(first.get(&format!("/admin/setup?token={token}")).await.status, StatusCode::OK);
+    for (name, confirm, says) in
+        [(ADMIN, "another password!", "The two passwords differ."), ("", PASSWORD, "name")]
+    {
+        let form = [
+            ("token", token.as_str()),
+            ("name", name),
+            ("password", PASSWORD),
+            ("confirm", confirm),
+        ];
+        let mistake = first.post("/admin/setup", &form).await;
+        assert_eq!(mistake.status, StatusCode::BAD_REQUEST);
+        assert!(mistake.body.contains("id=\"setup-error\""), "{}", mistake.body);
+        assert!(mistake.body.contains(says), "{}", mistake.body);
+        assert!(mistake.body.contains(&format!("value=\"{token}\"")), "the link is kept");
+    }
+    assert!(app.running.directory.with_store(|s| s.admins()).expect("admins").is_empty());
+
     let mut admin = AdminClient::set_up(&app).await;
     assert_eq!(admin.get("/admin/tenants").await.status, StatusCode::OK);
 
@@ -99,6 +119,8 @@ async fn brute_force_sign_in_is_throttled_even_for_the_right_password() {
     assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
     let wait: u64 = locked.headers["retry-after"].to_str().expect("text").parse().expect("secs");
     assert!((1..=900).contains(&wait), "{wait}");
+    assert!(locked.body.contains("Too many failed sign-ins"), "{}", locked.body);
+    assert!(locked.body.contains("<form"), "the sign-in form is shown again");
     assert!(!attacker.cookies.iter().any(|(k, _)| k == "keyri_admin"), "not signed in");
 
     let failures = audit_actions(&app, "admin.sign_in").await;
