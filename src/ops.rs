@@ -201,9 +201,14 @@ pub fn execute(
                 .map_err(|e| e.to_string())?;
             let next = page.last().map(|r| r.seq + 1);
             let mut records = Vec::new();
+            // An unreadable record is named, not exported, and does not stop
+            // the rest: an export is how a damaged log gets examined.
+            let mut unreadable = Vec::new();
             for row in page {
-                let record: Record = serde_json::from_slice(&row.body)
-                    .map_err(|_| format!("audit record {} is unreadable", row.seq))?;
+                let Ok(record) = serde_json::from_slice::<Record>(&row.body) else {
+                    unreadable.push(row.seq);
+                    continue;
+                };
                 let wanted = tenant.as_ref().is_none_or(|t| record.tenant.as_ref() == Some(t))
                     && since_ms.is_none_or(|since| record.at >= since);
                 if wanted {
@@ -212,7 +217,7 @@ pub fn execute(
                     records.push(line);
                 }
             }
-            Ok(json!({ "records": records, "next": next }))
+            Ok(json!({ "records": records, "next": next, "unreadable": unreadable }))
         }
         Command::TenantRevokeSecret { tenant, secret_id } => {
             let (tenant, revoked) = directory

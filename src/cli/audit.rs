@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::Subcommand;
+use serde_json::Value;
 
 use super::execute;
 use crate::config::Config;
@@ -64,6 +65,7 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
             let mut out = std::io::stdout().lock();
             let mut from = 1;
             let mut written = 0usize;
+            let mut unreadable = Vec::new();
             loop {
                 let command = Command::AuditExport {
                     from,
@@ -78,15 +80,31 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), String> {
                     }
                     written += 1;
                 }
+                let skipped = page["unreadable"].as_array().into_iter().flatten();
+                unreadable.extend(skipped.filter_map(Value::as_u64));
                 match page["next"].as_u64() {
                     Some(next) => from = next,
                     None => break,
                 }
             }
-            if written == 0 {
+            if written == 0 && unreadable.is_empty() {
                 eprintln!("no audit records matched");
             }
-            Ok(())
+            match unreadable.as_slice() {
+                [] => Ok(()),
+                seqs => {
+                    let mut named: Vec<String> = seqs.iter().take(10).map(u64::to_string).collect();
+                    if seqs.len() > 10 {
+                        named.push("…".into());
+                    }
+                    Err(format!(
+                        "{} unreadable audit record(s) left out: sequence {} \
+                         (run `keyri audit verify`)",
+                        seqs.len(),
+                        named.join(", ")
+                    ))
+                }
+            }
         }
     }
 }

@@ -180,6 +180,23 @@ async fn an_edited_or_removed_record_is_found_by_verify() {
     let (ok, report) = verify(&data);
     assert!(!ok);
     assert_eq!(report["firstBreak"]["reason"], "record missing", "{report}");
+
+    // An unreadable record is named, and the rest is still exported.
+    {
+        let db = redb::Database::open(&db_path).expect("opens");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(AUDIT).expect("table").insert(3, [0u8; 40].as_slice()).expect("written");
+        txn.commit().expect("commit");
+    }
+    let output = keyri(&data, &["audit", "export"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("1 unreadable audit record(s) left out: sequence 3"), "{stderr}");
+    let seqs: Vec<u64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json")["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [1, 4]);
 }
 
 #[tokio::test]
