@@ -32,7 +32,11 @@ pub struct Verification {
 /// that no record lies outside them: retention removes what is at or below the
 /// checkpoint, and nothing is written past the head.
 pub fn verify_chain(store: &Store) -> Result<Verification, StoreError> {
-    store.audit_snapshot(|checkpoint, head, rows| walk(checkpoint, head, rows))?
+    // redb panics on some damaged pages rather than returning an error.
+    let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.audit_snapshot(|checkpoint, head, rows| walk(checkpoint, head, rows))
+    }));
+    walked.unwrap_or_else(|_| Err(store.damaged()))?
 }
 
 fn walk(

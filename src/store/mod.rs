@@ -32,6 +32,11 @@ pub enum StoreError {
          written (run `keyri audit verify`)"
     )]
     AuditOverwrite(u64),
+    #[error(
+        "the database {0} is damaged and cannot be read; stop the server and put the latest \
+         backup in its place"
+    )]
+    Damaged(String),
     #[error("the database is closed because the server is stopping")]
     Closed,
     #[error("cannot create {path}: {source}")]
@@ -49,12 +54,25 @@ from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::C
 
 pub struct Store {
     db: Database,
+    path: std::path::PathBuf,
 }
 
 impl Store {
     /// Opens (or creates) the database file. Fails with `Locked` while
-    /// another process holds it.
+    /// another process holds it, and with `Damaged` when the file's pages
+    /// cannot be read.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // redb panics on some damaged pages rather than returning an error.
+        let opened = std::panic::catch_unwind(|| Self::open_unguarded(path));
+        opened.unwrap_or_else(|_| Err(StoreError::Damaged(path.display().to_string())))
+    }
+
+    /// The error for a file whose pages cannot be read.
+    pub fn damaged(&self) -> StoreError {
+        StoreError::Damaged(self.path.display().to_string())
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir(dir)?;
         }
@@ -78,7 +96,7 @@ impl Store {
         txn.open_table(ADMINS)?;
         txn.open_table(ADMIN_TOKENS)?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self { db, path: path.to_owned() })
     }
 
     pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {

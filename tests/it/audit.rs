@@ -598,3 +598,25 @@ async fn the_server_records_the_demo_tenant_it_creates_and_the_origins_it_adds()
     let _ = third.stop().await;
     assert_eq!(records.len(), 2, "{records:?}");
 }
+
+#[tokio::test]
+async fn a_damaged_database_file_is_named_as_such_instead_of_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let created = keyri(&data, &["tenant", "create", "--name", "A", "--origin", "https://a.ex"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    // Flip one byte of the first page after the header, as a failing disk might.
+    let path = data.join("keyri.redb");
+    let mut bytes = std::fs::read(&path).expect("db file");
+    bytes[4096] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("damaged");
+
+    for args in [&["tenant", "list"][..], &["audit", "verify"][..]] {
+        let output = keyri(&data, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {:?}", output.status);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.trim().lines().last().unwrap_or("");
+        assert!(last.contains("is damaged") && last.contains("backup"), "{args:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read(&path).expect("db file"), bytes, "nothing was written");
+}
