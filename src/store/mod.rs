@@ -78,6 +78,9 @@ impl Store {
         }
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => {
+                StoreError::Damaged(path.display().to_string())
+            }
             other => StoreError::Db(other.into()),
         })?;
         // Secret hashes, device keys and the audit log: for the owner only,

@@ -605,10 +605,12 @@ async fn a_damaged_database_file_is_named_as_such_instead_of_a_crash() {
     let data = dir.path().join("data");
     let created = keyri(&data, &["tenant", "create", "--name", "A", "--origin", "https://a.ex"]);
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    // Flip one byte of the first page after the header, as a failing disk might.
+    // Flip bytes in every page after the header, as a failing disk might.
     let path = data.join("keyri.redb");
     let mut bytes = std::fs::read(&path).expect("db file");
-    bytes[4096] ^= 0xff;
+    for at in (4096..bytes.len()).step_by(512) {
+        bytes[at] ^= 0xff;
+    }
     std::fs::write(&path, &bytes).expect("damaged");
 
     for args in [&["tenant", "list"][..], &["audit", "verify"][..]] {
