@@ -27,6 +27,9 @@ pub struct AdminAuth {
     pub hasher: Hasher,
     pub sessions: Sessions,
     pub throttle: Throttle,
+    /// Wrong admin API tokens, by address; kept apart from sign-ins so that
+    /// neither can lock the other out.
+    pub token_failures: Throttle,
     pub setup: SetupLink,
 }
 
@@ -38,6 +41,7 @@ impl AdminAuth {
             hasher: Hasher::new(config.password_hash_memory_kib, config.password_hash_passes)?,
             sessions: Sessions::new(idle_ms),
             throttle: Throttle::default(),
+            token_failures: Throttle::default(),
             setup: SetupLink::default(),
         })
     }

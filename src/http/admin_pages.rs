@@ -12,6 +12,7 @@ use super::admin_session::{
     secure_headers, see_other, set_cookie, signed_in,
 };
 use super::client::client_ip;
+use super::defences::limit_key;
 use super::error::ApiError;
 use super::form::Form;
 use crate::admin::{AdminName, Password, accounts, csrf};
@@ -118,8 +119,10 @@ pub async fn login(
     }
 
     let ip = client_ip(&req).to_string();
+    // Failures from one IPv6 /64 count together, as the other limits do.
+    let address = limit_key(client_ip(&req)).to_string();
     let now = now_ms();
-    if let Err(wait) = state.admin.throttle.attempt(&form.name, &ip, now) {
+    if let Err(wait) = state.admin.throttle.attempt(&form.name, &address, now) {
         tracing::info!(%ip, "sign-in throttled");
         let text = format!(
             "Too many failed sign-ins for this name or from this address. Try again in {}.",
@@ -137,7 +140,7 @@ pub async fn login(
 
     match admin {
         Some(name) => {
-            state.admin.throttle.succeeded(name.as_str(), &ip, now);
+            state.admin.throttle.succeeded(name.as_str(), &address, now);
             Ok(start_session(&state, name.as_str()))
         }
         None => {
@@ -170,7 +173,10 @@ async fn authenticate(
         }
         // An admin's name is worth recording. Anything else may be a password
         // typed into the wrong field, so it is not kept, not even hashed.
-        None if checked.known => failed.detail("name", name),
+        None if checked.known => match AdminName::parse(&name) {
+            Ok(admin) => failed.detail("name", admin.as_str()),
+            Err(_) => failed,
+        },
         None => failed,
     };
     state.audit.record(event).await.map_err(ApiError::internal)?;

@@ -294,3 +294,22 @@ async fn health_readiness_and_metrics_answer_and_metrics_stay_private() {
     assert_eq!(outside.status().as_u16(), 403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn wrong_admin_tokens_from_one_ipv6_64_share_one_limit() {
+    let app = behind_proxy(|_| {}).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/admin/tenants", app.url);
+    let wrong = |client: String| {
+        let request = http.get(&url).bearer_auth("kat_wrong").header("x-forwarded-for", client);
+        async move { request.send().await.expect("answers").status().as_u16() }
+    };
+    let max = keyri::admin::throttle::MAX_PER_ACCOUNT;
+    // Every guess from another address of the same /64.
+    for i in 0..max {
+        assert_eq!(wrong(format!("2001:db8:1:2::{:x}", i + 1)).await, 401, "guess {i}");
+    }
+    assert_eq!(wrong("2001:db8:1:2:ffff::1".into()).await, 429);
+    assert_eq!(wrong("2001:db8:1:3::1".into()).await, 401, "the next /64 is apart");
+    app.stop().await;
+}
