@@ -105,9 +105,21 @@ pub(crate) fn say_line(line: std::fmt::Arguments) {
     }
 }
 
-/// Ends the command after its output could not be written: quietly when the
-/// reader closed the pipe (it took what it wanted), with an error otherwise.
+/// Set once a command has changed something, whose output may then be the
+/// only copy of a new secret or token.
+static CHANGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ends the command after its output could not be written. A reader that
+/// closed the pipe of a look-only command took what it wanted: that ends
+/// quietly. After a change it is an error, since a secret shown once is lost.
 pub(crate) fn output_failed(e: &std::io::Error) -> ! {
+    if CHANGED.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "keyri: the change was made, but its output could not be written ({e}); a secret \
+             or token it showed is lost: rotate or revoke it"
+        );
+        std::process::exit(1);
+    }
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         std::process::exit(0);
     }
@@ -118,6 +130,15 @@ pub(crate) fn output_failed(e: &std::io::Error) -> ! {
 /// Runs an operator command on the database file, or through the running
 /// server's admin socket when the server holds the file.
 pub fn execute(config: &Config, command: Command) -> Result<Value, String> {
+    let changes = command.records();
+    let result = execute_here_or_there(config, command);
+    if changes && result.is_ok() {
+        CHANGED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    result
+}
+
+fn execute_here_or_there(config: &Config, command: Command) -> Result<Value, String> {
     let path = config.db_path();
     // Only a command that changes something may create the database; a
     // look at a mistyped data dir must not leave an empty one behind.

@@ -79,6 +79,19 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(output.status.success(), "{args:?}: {:?} {stderr}", output.status);
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
+    // A change's output may be the only copy of a secret: losing it is an error.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_keyri"))
+        .args(["tenant", "rotate-secret", "Acme", "--grace", "0"])
+        .env("KEYRI_STORAGE_DATA_DIR", &data)
+        .current_dir(dir.path())
+        .stdout(writer)
+        .output()
+        .expect("keyri runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("change was made") && stderr.contains("rotate or revoke"), "{stderr}");
 }
 
 #[test]
