@@ -79,6 +79,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Sta
         false => None,
     };
     let store = Store::open(&config.db_path())?;
+    if config.audit.enabled {
+        store.check_audit_head()?;
+    }
     let directory = Arc::new(Directory::new(store)?);
     let (demo_app_key, demo_secret, demo_change) = match config.demo.enabled {
         true => ensure_demo_tenant(&directory, &config, &public_url)?,

@@ -148,6 +148,9 @@ fn execute_here_or_there(config: &Config, command: Command) -> Result<Value, Str
     let fresh = !path.exists();
     match Store::open(&path) {
         Ok(store) => {
+            if command.records() && config.audit.enabled {
+                store.check_audit_head().map_err(|e| e.to_string())?;
+            }
             let directory = Arc::new(Directory::new(store).map_err(|e| e.to_string())?);
             let (audit, writer) = match command.records() && config.audit.enabled {
                 true => {

@@ -74,6 +74,29 @@ impl Store {
         Ok(self.meta_point(CHECKPOINT)?.unwrap_or_else(ChainPoint::genesis))
     }
 
+    /// Checks that the stored head is the newest record (or, with no records
+    /// left, the retention checkpoint), as every append leaves it. Anything
+    /// else means the file was edited; the server then refuses to start and
+    /// the shell to change anything, rather than act and fail to record it.
+    pub fn check_audit_head(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let point = |name: &str| -> Result<Option<ChainPoint>, StoreError> {
+            Ok(meta.get(name)?.and_then(|v| ChainPoint::from_bytes(v.value())))
+        };
+        let (head, checkpoint) = (point(HEAD)?, point(CHECKPOINT)?);
+        let audit = txn.open_table(AUDIT)?;
+        let newest = audit.last()?.map(|(seq, value)| stored(seq.value(), value.value()));
+        let newest = newest.map(|row| ChainPoint { seq: row.seq, hash: row.hash });
+        let expected = newest.or(checkpoint);
+        if head == expected {
+            return Ok(());
+        }
+        let name =
+            |p: Option<ChainPoint>| p.map_or("none".into(), |p| format!("sequence {}", p.seq));
+        Err(StoreError::AuditInconsistent { head: name(head), newest: name(expected) })
+    }
+
     /// Appends bodies made by `make(seq, prev_hash)` in one durable
     /// transaction and returns the new head.
     pub fn append_audit(
@@ -91,7 +114,10 @@ impl Store {
             };
             let mut row = Vec::new();
             for _ in 0..count {
-                let seq = head.seq + 1;
+                let seq = head.seq.checked_add(1).ok_or_else(|| StoreError::AuditInconsistent {
+                    head: format!("sequence {}", head.seq),
+                    newest: "beyond the last sequence number".into(),
+                })?;
                 let body = make(seq, &head.hash);
                 let hash: [u8; 32] = Sha256::digest(&body).into();
                 row.clear();
@@ -265,6 +291,38 @@ mod tests {
 
     fn rows(store: &Store) -> Vec<u64> {
         store.audit_page(0, 100).expect("page").iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn the_head_check_passes_a_log_keyri_wrote_and_fails_an_edited_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = Store::open(&dir.path().join("e.redb")).expect("opens");
+        empty.check_audit_head().expect("an empty log");
+        let (_dir, store) = five();
+        store.check_audit_head().expect("five records");
+        store.prune_audit(100, |_| true).expect("pruned");
+        store.check_audit_head().expect("everything pruned: the head is the checkpoint");
+
+        type Edit = fn(&mut AuditTable, &mut MetaTable);
+        let edits: [(&str, Edit); 3] = [
+            ("head lost", |_, meta| {
+                meta.remove(HEAD).expect("removed");
+            }),
+            ("record past the head", |audit, _| {
+                let copy = row(audit, 3);
+                audit.insert(6, copy.as_slice()).expect("added");
+            }),
+            ("newest record removed", |audit, _| {
+                audit.remove(5).expect("removed");
+            }),
+        ];
+        for (what, edit) in edits {
+            let (_dir, store) = five();
+            tamper(&store, edit);
+            let err = store.check_audit_head().expect_err(what);
+            assert!(matches!(err, StoreError::AuditInconsistent { .. }), "{what}: {err}");
+            assert!(err.to_string().contains("latest backup"), "{err}");
+        }
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub enum StoreError {
     )]
     AuditOverwrite(u64),
     #[error(
+        "the audit log's head ({head}) does not match its newest record ({newest}): the file \
+         was changed outside keyri, and nothing will be recorded or changed until it is \
+         fixed; run `keyri audit verify`, then put the latest backup in place"
+    )]
+    AuditInconsistent { head: String, newest: String },
+    #[error(
         "the database {0} is damaged and cannot be read; stop the server and put the latest \
          backup in its place"
     )]

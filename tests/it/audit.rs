@@ -622,3 +622,35 @@ async fn a_damaged_database_file_is_named_as_such_instead_of_a_crash() {
     }
     assert_eq!(std::fs::read(&path).expect("db file"), bytes, "nothing was written");
 }
+
+#[tokio::test]
+async fn an_edited_head_stops_the_server_and_the_shell_before_they_change_anything() {
+    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    let app = TestApp::start().await;
+    let config = app.config.clone();
+    let db_path = app.config.db_path();
+    let data = app.config.storage.data_dir.clone();
+    let dir = app.stop().await;
+    {
+        let db = redb::Database::open(&db_path).expect("opens");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(META).expect("meta").remove("audit.head").expect("removed");
+        txn.commit().expect("commit");
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let refused = keyri::server::start(config, listener).await.err().expect("refused");
+    assert!(refused.to_string().contains("audit log's head"), "{refused}");
+
+    let (d, created) =
+        (data.clone(), ["tenant", "create", "--name", "B", "--origin", "https://b.ex"]);
+    let output = tokio::task::spawn_blocking(move || keyri(&d, &created)).await.expect("ran");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("keyri audit verify") && stderr.contains("backup"), "{stderr}");
+    let store = keyri::store::Store::open(&db_path).expect("opens");
+    let names: Vec<String> =
+        store.tenants().expect("tenants").into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["Demo"], "nothing was changed");
+    drop((store, dir));
+}
