@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::Record;
+use super::{Record, action};
 use crate::protocol::b64;
 use crate::store::{ChainPoint, Store, StoreError, StoredRecord};
 
@@ -47,6 +47,8 @@ fn walk(
     let mut prev = checkpoint;
     let mut records = 0;
     let mut first_break = None;
+    // The checkpoint named by retention's newest record, which is always kept.
+    let mut vouched = None;
 
     for row in rows {
         let row = row?;
@@ -69,7 +71,12 @@ fn walk(
                 Ok(r) if r.prev != b64::encode(prev.hash) => {
                     Some(fail("chain broken: the previous record was changed, or this one"))
                 }
-                Ok(_) => None,
+                Ok(r) => {
+                    if r.action == action::AUDIT_PRUNE {
+                        vouched = r.details["checkpoint"].as_u64();
+                    }
+                    None
+                }
             }
         };
         if let Some(found) = broken {
@@ -79,7 +86,11 @@ fn walk(
         records += 1;
         prev = ChainPoint { seq: row.seq, hash: row.hash };
     }
-    if first_break.is_none() && prev.seq == head.seq && prev != head {
+    if first_break.is_none() && checkpoint.seq > 0 && vouched != Some(checkpoint.seq) {
+        let reason = "records before the retention checkpoint were removed outside keyri: no \
+                      retention record names that checkpoint";
+        first_break = Some(Break { seq: checkpoint.seq, reason: reason.into() });
+    } else if first_break.is_none() && prev.seq == head.seq && prev != head {
         let reason = "record changed: the newest record does not match the head".into();
         first_break = Some(Break { seq: head.seq, reason });
     } else if first_break.is_none() && prev != head {

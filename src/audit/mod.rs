@@ -120,9 +120,10 @@ pub mod action {
     pub const ADMIN_TOKEN_CREATE: &str = "admin_token.create";
     pub const ADMIN_TOKEN_REVOKE: &str = "admin_token.revoke";
     pub const AUDIT_EXPORT: &str = "audit.export";
+    pub const AUDIT_PRUNE: &str = "audit.prune";
 
     /// Every action, for the audit page's filter.
-    pub const ALL: [&str; 24] = [
+    pub const ALL: [&str; 25] = [
         SESSION_CONFIRM,
         SESSION_DENY,
         SESSION_EXPIRE,
@@ -147,6 +148,7 @@ pub mod action {
         ADMIN_TOKEN_CREATE,
         ADMIN_TOKEN_REVOKE,
         AUDIT_EXPORT,
+        AUDIT_PRUNE,
     ];
 }
 

@@ -233,8 +233,27 @@ fn prune(directory: &Directory, retention_days: u32) {
     let cutoff = now_ms() - i64::from(retention_days) * 86_400_000;
     let expired =
         |body: &[u8]| serde_json::from_slice::<Record>(body).is_ok_and(|record| record.at < cutoff);
+    // Retention's own record, in the transaction that removes: the chain then
+    // vouches for its checkpoint, and records cut away outside keyri show.
+    let pruned = |seq: u64, prev: &[u8; 32], removed: usize, checkpoint: u64| {
+        let record = Record {
+            seq,
+            at: now_ms(),
+            tenant: None,
+            actor: super::Actor::System,
+            action: super::action::AUDIT_PRUNE.to_owned(),
+            outcome: "success".to_owned(),
+            details: serde_json::json!({
+                "removed": removed,
+                "checkpoint": checkpoint,
+                "olderThanDays": retention_days,
+            }),
+            prev: b64::encode(prev),
+        };
+        serde_json::to_vec(&record).unwrap_or_default()
+    };
     loop {
-        match directory.with_store(|store| store.prune_audit(PRUNE_BATCH, expired)) {
+        match directory.with_store(|store| store.prune_audit(PRUNE_BATCH, expired, pruned)) {
             Ok(removed) if removed == PRUNE_BATCH => continue,
             Ok(removed) => {
                 if removed > 0 {

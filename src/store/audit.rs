@@ -55,6 +55,43 @@ fn stored(seq: u64, value: &[u8]) -> StoredRecord {
     }
 }
 
+type AuditTable<'t> = redb::Table<'t, u64, &'static [u8]>;
+type MetaTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+
+/// Appends `count` bodies after the stored head, inside the caller's
+/// transaction, and moves the head.
+fn append_rows(
+    audit: &mut AuditTable,
+    meta: &mut MetaTable,
+    count: usize,
+    make: &mut dyn FnMut(u64, &[u8; 32]) -> Vec<u8>,
+) -> Result<ChainPoint, StoreError> {
+    let mut head = match meta.get(HEAD)? {
+        Some(v) => ChainPoint::from_bytes(v.value()).unwrap_or_else(ChainPoint::genesis),
+        None => ChainPoint::genesis(),
+    };
+    let mut row = Vec::new();
+    for _ in 0..count {
+        let seq = head.seq.checked_add(1).ok_or_else(|| StoreError::AuditInconsistent {
+            head: format!("sequence {}", head.seq),
+            newest: "beyond the last sequence number".into(),
+        })?;
+        let body = make(seq, &head.hash);
+        let hash: [u8; 32] = Sha256::digest(&body).into();
+        row.clear();
+        row.extend_from_slice(&hash);
+        row.extend_from_slice(&body);
+        // A row already there means the head was moved back or lost:
+        // nothing of this batch is written rather than a record replaced.
+        if audit.insert(seq, row.as_slice())?.is_some() {
+            return Err(StoreError::AuditOverwrite(seq));
+        }
+        head = ChainPoint { seq, hash };
+    }
+    meta.insert(HEAD, head.to_bytes().as_slice())?;
+    Ok(head)
+}
+
 impl Store {
     fn meta_point(&self, name: &str) -> Result<Option<ChainPoint>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -108,30 +145,7 @@ impl Store {
         let head = {
             let mut audit = txn.open_table(AUDIT)?;
             let mut meta = txn.open_table(META)?;
-            let mut head = match meta.get(HEAD)? {
-                Some(v) => ChainPoint::from_bytes(v.value()).unwrap_or_else(ChainPoint::genesis),
-                None => ChainPoint::genesis(),
-            };
-            let mut row = Vec::new();
-            for _ in 0..count {
-                let seq = head.seq.checked_add(1).ok_or_else(|| StoreError::AuditInconsistent {
-                    head: format!("sequence {}", head.seq),
-                    newest: "beyond the last sequence number".into(),
-                })?;
-                let body = make(seq, &head.hash);
-                let hash: [u8; 32] = Sha256::digest(&body).into();
-                row.clear();
-                row.extend_from_slice(&hash);
-                row.extend_from_slice(&body);
-                // A row already there means the head was moved back or lost:
-                // nothing of this batch is written rather than a record replaced.
-                if audit.insert(seq, row.as_slice())?.is_some() {
-                    return Err(StoreError::AuditOverwrite(seq));
-                }
-                head = ChainPoint { seq, hash };
-            }
-            meta.insert(HEAD, head.to_bytes().as_slice())?;
-            head
+            append_rows(&mut audit, &mut meta, count, &mut make)?
         };
         txn.commit()?;
         Ok(head)
@@ -199,11 +213,15 @@ impl Store {
     }
 
     /// Removes up to `limit` of the oldest records for which `expired` holds,
-    /// moving the checkpoint past them. Returns how many were removed.
+    /// moves the checkpoint past them, and, in the same transaction, appends
+    /// the record of that made by `make(seq, prev_hash, removed, checkpoint)`,
+    /// so that the chain itself vouches for its checkpoint. Returns how many
+    /// were removed.
     pub fn prune_audit(
         &self,
         limit: usize,
         expired: impl Fn(&[u8]) -> bool,
+        make: impl Fn(u64, &[u8; 32], usize, u64) -> Vec<u8>,
     ) -> Result<usize, StoreError> {
         let txn = self.db.begin_write()?;
         let removed = {
@@ -226,6 +244,10 @@ impl Store {
             }
             if let Some(point) = last {
                 meta.insert(CHECKPOINT, point.to_bytes().as_slice())?;
+                let removed = doomed.len();
+                append_rows(&mut audit, &mut meta, 1, &mut |seq, prev| {
+                    make(seq, prev, removed, point.seq)
+                })?;
             }
             doomed.len()
         };
@@ -239,6 +261,7 @@ mod tests {
     use super::*;
     use crate::audit::{Actor, Record, verify_chain};
     use crate::protocol::b64;
+    use serde_json::json;
 
     /// A store holding five chained records.
     fn five() -> (tempfile::TempDir, Store) {
@@ -249,19 +272,29 @@ mod tests {
     }
 
     fn append(store: &Store, count: usize) -> Result<ChainPoint, StoreError> {
-        store.append_audit(count, |seq, prev| {
-            let record = Record {
-                seq,
-                at: 1_000,
-                tenant: None,
-                actor: Actor::System,
-                action: "session.expire".into(),
-                outcome: "success".into(),
-                details: serde_json::json!({}),
-                prev: b64::encode(prev),
-            };
-            serde_json::to_vec(&record).expect("json")
-        })
+        store.append_audit(count, |seq, prev| body(seq, prev, "session.expire", json!({})))
+    }
+
+    fn body(seq: u64, prev: &[u8; 32], action: &str, details: serde_json::Value) -> Vec<u8> {
+        let record = Record {
+            seq,
+            at: 1_000,
+            tenant: None,
+            actor: Actor::System,
+            action: action.into(),
+            outcome: "success".into(),
+            details,
+            prev: b64::encode(prev),
+        };
+        serde_json::to_vec(&record).expect("json")
+    }
+
+    /// Retention of everything, as the audit writer does it.
+    fn prune_all(store: &Store) -> usize {
+        let pruned = |seq, prev: &[u8; 32], removed, checkpoint| {
+            body(seq, prev, "audit.prune", json!({"removed": removed, "checkpoint": checkpoint}))
+        };
+        store.prune_audit(100, |_| true, pruned).expect("pruned")
     }
 
     /// Edits the file the way someone with write access to it could.
@@ -274,9 +307,6 @@ mod tests {
         }
         txn.commit().expect("commit");
     }
-
-    type AuditTable<'t> = redb::Table<'t, u64, &'static [u8]>;
-    type MetaTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
 
     fn row(audit: &AuditTable, seq: u64) -> Vec<u8> {
         audit.get(seq).expect("read").expect("row").value().to_vec()
@@ -300,8 +330,8 @@ mod tests {
         empty.check_audit_head().expect("an empty log");
         let (_dir, store) = five();
         store.check_audit_head().expect("five records");
-        store.prune_audit(100, |_| true).expect("pruned");
-        store.check_audit_head().expect("everything pruned: the head is the checkpoint");
+        assert_eq!(prune_all(&store), 5);
+        store.check_audit_head().expect("everything pruned: the head is retention's record");
 
         type Edit = fn(&mut AuditTable, &mut MetaTable);
         let edits: [(&str, Edit); 3] = [
@@ -411,11 +441,29 @@ mod tests {
     #[test]
     fn records_pruned_behind_the_checkpoint_still_verify() {
         let (_dir, store) = five();
-        let removed = store.prune_audit(100, |_| true).expect("pruned");
-        assert_eq!(removed, 5);
+        assert_eq!(prune_all(&store), 5);
         append(&store, 2).expect("appended after pruning");
         let report = verify_chain(&store).expect("walks");
         assert!(report.ok, "{report:?}");
-        assert_eq!((report.from_seq, report.records, report.head_seq), (5, 2, 7));
+        assert_eq!((report.from_seq, report.records, report.head_seq), (5, 3, 8));
+        // Retention's record is pruned in turn and replaced by the next one.
+        assert_eq!(prune_all(&store), 3);
+        let report = verify_chain(&store).expect("walks");
+        assert!(report.ok && report.from_seq == 8 && report.head_seq == 9, "{report:?}");
+    }
+
+    #[test]
+    fn records_cut_away_with_the_checkpoint_moved_as_retention_would_are_a_break() {
+        let (_dir, store) = five();
+        tamper(&store, |audit, meta| {
+            let hash: [u8; 32] = row(audit, 2)[..32].try_into().expect("hash");
+            audit.remove(1).expect("removed");
+            audit.remove(2).expect("removed");
+            let point = ChainPoint { seq: 2, hash };
+            meta.insert(CHECKPOINT, point.to_bytes().as_slice()).expect("moved");
+        });
+        let (seq, reason) = first_break(&store);
+        assert_eq!(seq, 2);
+        assert!(reason.contains("removed outside keyri"), "{reason}");
     }
 }

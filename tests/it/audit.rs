@@ -431,14 +431,18 @@ async fn retention_removes_old_records_and_the_chain_still_verifies_from_its_che
         .record(keyri::audit::Event::new(None, Actor::System, "session.expire"))
         .await
         .expect("recorded");
-    assert_eq!(seq, 6);
+    assert_eq!(seq, 7, "after retention's own record");
     writer.close().await;
 
     let report = directory.with_store(keyri::audit::verify_chain).expect("verifies");
     assert!(report.ok, "{report:?}");
-    assert_eq!((report.from_seq, report.records, report.head_seq), (3, 3, 6));
+    assert_eq!((report.from_seq, report.records, report.head_seq), (3, 4, 7));
     let left = directory.with_store(|s| s.audit_page(0, 100)).expect("page");
-    assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5, 6]);
+    assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5, 6, 7]);
+    let pruned: Record = serde_json::from_slice(&left[2].body).expect("json");
+    assert_eq!(pruned.action, "audit.prune");
+    assert_eq!(pruned.details["removed"], 3);
+    assert_eq!(pruned.details["checkpoint"], 3);
 }
 
 #[tokio::test]
