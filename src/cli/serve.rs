@@ -48,7 +48,8 @@ pub fn run(config: Config) -> Result<(), String> {
             use std::io::Write;
             let line = "No admin yet. Choose the first admin's password here (works once)";
             if let Err(e) = writeln!(std::io::stdout().lock(), "{line}: {link}") {
-                tracing::warn!(error = %e, "the setup link could not be printed; use `keyri admin create`");
+                let hint = "the setup link could not be printed; use `keyri admin create`";
+                tracing::warn!(error = %e, "{hint}");
             }
         }
 
