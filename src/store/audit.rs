@@ -312,6 +312,11 @@ mod tests {
         audit.get(seq).expect("read").expect("row").value().to_vec()
     }
 
+    /// Where the chain stands at stored record `seq`.
+    fn point_of(audit: &AuditTable, seq: u64) -> ChainPoint {
+        ChainPoint { seq, hash: row(audit, seq)[..32].try_into().expect("hash") }
+    }
+
     fn first_break(store: &Store) -> (u64, String) {
         let report = verify_chain(store).expect("walks");
         assert!(!report.ok, "{report:?}");
@@ -388,11 +393,22 @@ mod tests {
     }
 
     #[test]
+    fn a_head_at_the_last_sequence_number_is_refused_not_wrapped() {
+        let (_dir, store) = five();
+        tamper(&store, |_, meta| {
+            let point = ChainPoint { seq: u64::MAX, hash: [7; 32] };
+            meta.insert(HEAD, point.to_bytes().as_slice()).expect("moved");
+        });
+        let refused = append(&store, 1).expect_err("refused");
+        assert!(matches!(refused, StoreError::AuditInconsistent { .. }), "{refused}");
+        assert_eq!(rows(&store), vec![1, 2, 3, 4, 5], "nothing written, nothing wrapped to 0");
+    }
+
+    #[test]
     fn a_head_moved_back_is_a_break_at_the_first_record_past_it() {
         let (_dir, store) = five();
         tamper(&store, |audit, meta| {
-            let hash: [u8; 32] = row(audit, 3)[..32].try_into().expect("hash");
-            let point = ChainPoint { seq: 3, hash };
+            let point = point_of(audit, 3);
             meta.insert(HEAD, point.to_bytes().as_slice()).expect("moved");
         });
         assert_eq!(first_break(&store).0, 4);
@@ -429,8 +445,7 @@ mod tests {
     fn a_checkpoint_moved_over_kept_records_is_a_break() {
         let (_dir, store) = five();
         tamper(&store, |audit, meta| {
-            let hash: [u8; 32] = row(audit, 2)[..32].try_into().expect("hash");
-            let point = ChainPoint { seq: 2, hash };
+            let point = point_of(audit, 2);
             meta.insert(CHECKPOINT, point.to_bytes().as_slice()).expect("moved");
         });
         let (seq, reason) = first_break(&store);
@@ -456,10 +471,9 @@ mod tests {
     fn records_cut_away_with_the_checkpoint_moved_as_retention_would_are_a_break() {
         let (_dir, store) = five();
         tamper(&store, |audit, meta| {
-            let hash: [u8; 32] = row(audit, 2)[..32].try_into().expect("hash");
+            let point = point_of(audit, 2);
             audit.remove(1).expect("removed");
             audit.remove(2).expect("removed");
-            let point = ChainPoint { seq: 2, hash };
             meta.insert(CHECKPOINT, point.to_bytes().as_slice()).expect("moved");
         });
         let (seq, reason) = first_break(&store);

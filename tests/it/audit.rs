@@ -484,29 +484,14 @@ async fn verify_on_a_live_server_sees_one_snapshot_and_no_false_break() {
 /// database held by a slow commit, the widget hears nothing until it ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payload_leaves_only_after_its_confirm_is_recorded() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
 
     let app = TestApp::start().await;
     let mut widget = app.widget().await;
     let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
     assert_eq!(widget.next().await, WidgetOut::Scanned);
 
-    let released = Arc::new(AtomicBool::new(false));
-    let (directory, flag) = (app.running.directory.clone(), released.clone());
-    let holder = tokio::task::spawn_blocking(move || {
-        directory.with_store(|s| {
-            s.append_audit(1, |seq, prev| {
-                std::thread::sleep(Duration::from_millis(400));
-                flag.store(true, Ordering::SeqCst);
-                serde_json::json!({"seq": seq, "at": keyri::protocol::now_ms(),
-                    "tenant": null, "actor": {"kind": "system"}, "action": "test.hold",
-                    "outcome": "success", "details": {},
-                    "prev": keyri::protocol::b64::encode(prev)})
-                .to_string()
-                .into_bytes()
-            })
-        })
-    });
+    let (holder, released) = crate::support::hold_database(&app, 400);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let phone = app.phone();
     let confirm = tokio::spawn(async move { phone.confirm(&login, b"token").await });
@@ -515,7 +500,7 @@ async fn a_payload_leaves_only_after_its_confirm_is_recorded() {
     assert!(released.load(Ordering::SeqCst), "the payload left before its record was written");
     assert_eq!(widget.open(&sealed), b"token");
     confirm.await.expect("task").expect("confirmed");
-    holder.await.expect("task").expect("held");
+    holder.await.expect("task");
 
     let data = app.config.storage.data_dir.clone();
     let records = tokio::task::spawn_blocking(move || export(&data, &[])).await.expect("ran");

@@ -229,17 +229,7 @@ async fn the_phone_simulator_approves_a_login_from_the_code_text() {
     let app = TestApp::start().await;
     let mut widget = app.widget().await;
     let code = widget.qr().to_text();
-    let app_key = app.app_key.clone();
-    let url = app.url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args(["phone", "approve", &code, "--server", &url, "--app-key", &app_key])
-            .args(["--payload", "token from the terminal", "--yes"])
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("ran");
+    let output = approve_yes(code, &app, "token from the terminal").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains(&app.url) && stdout.contains("Chrome 156"), "{stdout}");
@@ -295,18 +285,8 @@ async fn the_phone_simulator_reads_a_png_of_the_code() {
     let path = app.dir.path().join("code.png");
     std::fs::write(&path, png).expect("written");
 
-    let app_key = app.app_key.clone();
-    let url = app.url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_keyri"))
-            .args(["phone", "approve", path.to_str().expect("utf-8"), "--server", &url])
-            .args(["--app-key", &app_key])
-            .args(["--payload", "from a picture", "--yes"])
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("ran");
+    let code = path.to_str().expect("utf-8").to_owned();
+    let output = approve_yes(code, &app, "from a picture").await;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(widget.next().await, WidgetOut::Scanned);
     let WidgetOut::Payload { sealed } = widget.next().await else { panic!("no payload") };
@@ -314,17 +294,28 @@ async fn the_phone_simulator_reads_a_png_of_the_code() {
     app.stop().await;
 }
 
-/// Runs `keyri phone approve CODE --yes` against `server`; its failure text.
-async fn approve_fails(code: String, server: String, app_key: String) -> String {
-    let output = tokio::task::spawn_blocking(move || {
+/// Runs `keyri phone approve CODE --payload PAYLOAD --yes` against `server`.
+async fn approve_at(code: String, server: String, app_key: String, payload: &str) -> Output {
+    let payload = payload.to_owned();
+    tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_keyri"))
             .args(["phone", "approve", &code, "--server", &server, "--app-key", &app_key])
-            .args(["--payload", "x", "--yes"])
+            .args(["--payload", &payload, "--yes"])
             .output()
             .expect("runs")
     })
     .await
-    .expect("ran");
+    .expect("ran")
+}
+
+/// `approve_at` the app's own server with its app key.
+async fn approve_yes(code: String, app: &TestApp, payload: &str) -> Output {
+    approve_at(code, app.url.clone(), app.app_key.clone(), payload).await
+}
+
+/// Runs `keyri phone approve CODE --yes` against `server`; its failure text.
+async fn approve_fails(code: String, server: String, app_key: String) -> String {
+    let output = approve_at(code, server, app_key, "x").await;
     assert!(!output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -7,7 +7,7 @@ use keyri::admin_socket;
 use keyri::ops::Command;
 use keyri::protocol::messages::WidgetOut;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, hold_database};
 
 fn create(name: &str) -> Command {
     Command::TenantCreate {
@@ -396,26 +396,6 @@ async fn a_clients_own_forwarded_header_does_not_name_it_through_the_proxy() {
     app.stop().await;
 }
 
-/// Holds the database's write lock for `ms`, as a slow commit would.
-fn hold_database(app: &TestApp, ms: u64) -> tokio::task::JoinHandle<()> {
-    let directory = app.running.directory.clone();
-    tokio::task::spawn_blocking(move || {
-        directory
-            .with_store(|s| {
-                s.append_audit(1, |seq, prev| {
-                    std::thread::sleep(Duration::from_millis(ms));
-                    serde_json::json!({"seq": seq, "at": keyri::protocol::now_ms(),
-                        "tenant": null, "actor": {"kind": "system"}, "action": "test.hold",
-                        "outcome": "success", "details": {},
-                        "prev": keyri::protocol::b64::encode(prev)})
-                    .to_string()
-                    .into_bytes()
-                })
-            })
-            .expect("held");
-    })
-}
-
 /// Sends a phone call and resets the connection at once, without waiting
 /// for the answer, as a phone that loses its network does.
 async fn call_and_vanish(app: &TestApp, path: &str, body: &str) {
@@ -446,7 +426,7 @@ async fn a_phone_that_vanishes_mid_call_still_ends_the_login() {
     let mut denied = app.widget().await;
     app.phone().fetch(&denied.qr()).await.expect("fetched");
     assert_eq!(denied.next().await, WidgetOut::Scanned);
-    let holder = hold_database(&app, 600);
+    let (holder, _) = hold_database(&app, 600);
     tokio::time::sleep(Duration::from_millis(50)).await;
     call_and_vanish(&app, &format!("/v1/sessions/{}/deny", denied.session_id), "").await;
     holder.await.expect("released");
@@ -456,7 +436,7 @@ async fn a_phone_that_vanishes_mid_call_still_ends_the_login() {
     app.phone().fetch(&confirmed.qr()).await.expect("fetched");
     assert_eq!(confirmed.next().await, WidgetOut::Scanned);
     let sealed = crate::support::seal_for(&confirmed, b"still arrives");
-    let holder = hold_database(&app, 600);
+    let (holder, _) = hold_database(&app, 600);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let path = format!("/v1/sessions/{}/confirm", confirmed.session_id);
     call_and_vanish(&app, &path, &format!(r#"{{"sealed":"{sealed}"}}"#)).await;
@@ -475,7 +455,7 @@ async fn a_widget_gone_while_its_confirm_is_recorded_counts_as_gone() {
     let app = TestApp::start().await;
     let widget = app.widget().await;
     let login = app.phone().fetch(&widget.qr()).await.expect("fetched");
-    let holder = hold_database(&app, 500);
+    let (holder, _) = hold_database(&app, 500);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let phone = app.phone();
     let confirm = tokio::spawn(async move { phone.confirm(&login, b"token").await });
@@ -499,7 +479,7 @@ async fn a_deny_in_flight_at_a_stop_still_reaches_its_widget() {
     let mut widget = app.widget().await;
     app.phone().fetch(&widget.qr()).await.expect("fetched");
     assert_eq!(widget.next().await, WidgetOut::Scanned);
-    let holder = hold_database(&app, 400);
+    let (holder, _) = hold_database(&app, 400);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (phone, session) = (app.phone(), widget.session_id.clone());
     let deny = tokio::spawn(async move { phone.deny(&session).await });

@@ -247,3 +247,31 @@ pub fn seal_for(widget: &Widget, payload: &[u8]) -> String {
     let sealed = hpke::seal(&public, &payload_info(&widget.session_id), payload).expect("seals");
     b64::encode(sealed)
 }
+
+/// Holds the database's write lock for `ms`, as a slow commit would, by
+/// writing one audit record slowly. The flag turns true just before the
+/// record is handed to the database.
+pub fn hold_database(
+    app: &TestApp,
+    ms: u64,
+) -> (tokio::task::JoinHandle<()>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let released = std::sync::Arc::new(AtomicBool::new(false));
+    let (directory, flag) = (app.running.directory.clone(), released.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        directory
+            .with_store(|s| {
+                s.append_audit(1, |seq, prev| {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    flag.store(true, Ordering::SeqCst);
+                    serde_json::json!({"seq": seq, "at": keyri::protocol::now_ms(),
+                        "tenant": null, "actor": {"kind": "system"}, "action": "test.hold",
+                        "outcome": "success", "details": {}, "prev": b64::encode(prev)})
+                    .to_string()
+                    .into_bytes()
+                })
+            })
+            .expect("held");
+    });
+    (task, released)
+}
